@@ -1,0 +1,149 @@
+"""The ``ksentinel`` command.
+
+Known errors (``KsentinelError``) print one line on stderr and exit 2 (1 for failed checks);
+anything else is a bug: one line plus a hint, and the traceback with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from ksentinel import __version__
+from ksentinel.errors import ConfigError, KsentinelError
+from ksentinel.kaltura.redact import install_log_redaction
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class Cli(click.Group):
+    """Turns known errors into one line and an exit code instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except KsentinelError as exc:
+            click.echo(f"ksentinel: error: {exc}", err=True)
+            sys.exit(EXIT_USAGE)
+        except (
+            click.ClickException,
+            click.exceptions.Exit,
+            click.exceptions.Abort,
+            SystemExit,
+            KeyboardInterrupt,
+        ):
+            raise
+        except Exception as exc:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(
+                f"ksentinel: internal error: {exc.__class__.__name__}: {exc} (run with --debug for the traceback)",
+                err=True,
+            )
+            sys.exit(3)
+
+
+@click.group(
+    cls=Cli, context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "KSENTINEL"}
+)
+@click.version_option(__version__, prog_name="ksentinel")
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """Contract tests, load tests and synthetic probes for Kaltura-style video platform APIs."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    install_log_redaction()
+
+
+@main.command()
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Loopback address to listen on (127.0.0.1 or ::1)."
+)
+@click.option(
+    "--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="Port; 0 picks a free one."
+)
+@click.option(
+    "--data-dir",
+    default=".ksentinel/reference",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the SQLite database, uploads and partners.json.",
+)
+@click.option(
+    "--ready-after",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0, 3600),
+    help="Seconds an entry with content stays PRECONVERT before READY.",
+)
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="NAME",
+    help="Switch on a deliberate defect (repeatable); see --list-faults.",
+)
+@click.option(
+    "--max-chunk-mb",
+    default=64,
+    show_default=True,
+    type=click.IntRange(1, 4096),
+    help="Largest upload chunk accepted.",
+)
+@click.option("--list-faults", is_flag=True, help="List the faults that --fault accepts and exit.")
+def serve(
+    host: str,
+    port: int,
+    data_dir: Path,
+    ready_after: float,
+    faults: tuple[str, ...],
+    max_chunk_mb: int,
+    list_faults: bool,
+) -> None:
+    """Run the embedded Kaltura-compatible reference platform in the foreground."""
+    from ksentinel.reference.faults import CATALOGUE, parse_faults
+
+    if list_faults:
+        for fault in CATALOGUE.values():
+            click.echo(f"{fault.name:22} {fault.summary}")
+        return
+    parse_faults(list(faults))
+    from ksentinel.reference.platform import Platform, PlatformConfig
+    from ksentinel.reference.server import bind, serve_forever, url_of
+
+    config = PlatformConfig(
+        data_dir=data_dir, ready_after=ready_after, faults=faults, max_chunk_bytes=max_chunk_mb * 1024 * 1024
+    )
+    sock = bind(host, port)
+    try:
+        platform = Platform.open(config)
+    except KsentinelError:
+        sock.close()
+        raise
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot use data dir {data_dir}: {exc.strerror or exc}") from exc
+    url = url_of(sock)
+    click.echo(
+        f"ksentinel reference platform listening on {url}",
+    )
+    click.echo(f"  {platform.partners_source}")
+    if faults:
+        click.echo(f"  faults: {', '.join(faults)}")
+    sys.stdout.flush()
+    try:
+        serve_forever(platform, sock)
+    finally:
+        platform.close()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

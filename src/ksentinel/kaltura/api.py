@@ -1,0 +1,438 @@
+"""``KalturaApi``: calls, multirequests, sessions and chunked uploads over any :class:`Transport`.
+
+Every call is a ``POST {base}/api_v3/service/{service}/action/{action}`` with the parameters as JSON
+(or, with ``encoding="form"``, Kaltura's flattened form), multipart when files are sent. The wire
+format itself lives in :mod:`ksentinel.kaltura.wire`; this module adds the session, the request
+configuration (``format``, ``ks``, ``partnerId``, ``clientTag``, ``apiVersion``) and the helpers.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Literal
+from urllib.parse import urlencode
+
+from ksentinel import __version__
+from ksentinel.errors import KalturaApiError
+from ksentinel.kaltura.redact import redact, redact_value, register_secret
+from ksentinel.kaltura.transport import HttpRequest, HttpxTransport, Transport
+from ksentinel.kaltura.wire import (
+    FORMAT_JSON,
+    FORMAT_XML,
+    FileSpec,
+    Null,
+    bad_response,
+    decode_response,
+    encode_multipart,
+    flatten,
+    json_params,
+)
+
+__all__ = ["ApiResponse", "KalturaApi", "MultiRequest", "MultiRequestItem", "Null", "flatten"]
+
+logger = logging.getLogger(__name__)
+
+API_VERSION = "23.10.0"
+DEFAULT_CHUNK_SIZE = 5 * 1024 * 1024
+_CACHE_MARKERS = ("cached-dispatcher", "cache-key", "cached-with-extra-fields", "cached-warmup-")
+# KalturaUploadTokenStatus
+_TOKEN_PENDING, _TOKEN_PARTIAL, _TOKEN_FULL, _TOKEN_CLOSED = 0, 1, 2, 3
+
+Encoding = Literal["json", "form"]
+
+
+@dataclass(frozen=True)
+class ApiResponse:
+    """One API answer: the decoded ``result`` or the ``error`` it carried, and the HTTP details."""
+
+    result: Any
+    status: int
+    headers: Mapping[str, str]
+    elapsed: float
+    body: bytes = field(repr=False)
+    error: KalturaApiError | None = None
+    execution_time: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def cache_hit(self) -> bool:
+        """The ``X-Kaltura`` header says the answer came from the API cache."""
+        return self.headers.get("X-Kaltura", "").startswith("cached-dispatcher")
+
+    @property
+    def cache_key(self) -> str | None:
+        """The key in ``cached-dispatcher,<key>,<secs>`` / ``cache-key,<key>``, if any."""
+        parts = [p.strip() for p in self.headers.get("X-Kaltura", "").split(",")]
+        if len(parts) > 1 and parts[0].startswith(_CACHE_MARKERS) and parts[1]:
+            return parts[1]
+        return None
+
+    def unwrap(self) -> Any:
+        """The result, or the error raised."""
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+    def __repr__(self) -> str:
+        outcome = f"error={self.error!r}" if self.error is not None else f"result={self.result!r}"
+        return redact(f"ApiResponse(status={self.status}, {outcome}, elapsed={self.elapsed:.3f})")
+
+
+@dataclass(frozen=True)
+class MultiRequestItem:
+    """A call queued in a multirequest; ``index`` is its 1-based position."""
+
+    index: int
+    service: str
+    action: str
+
+    def ref(self, *path: str | int) -> str:
+        """A back-reference to this call's result: ``{N:result}`` or ``{N:result:objects:0:id}``."""
+        return "{" + ":".join([str(self.index), "result", *(str(p) for p in path)]) + "}"
+
+
+class MultiRequest:
+    """Calls sent together in one ``/api_v3/service/multirequest`` request."""
+
+    def __init__(self, api: KalturaApi) -> None:
+        self._api = api
+        self._calls: list[tuple[MultiRequestItem, dict[str, Any], Mapping[str, FileSpec]]] = []
+
+    def add(
+        self, service: str, action: str, /, *, files: Mapping[str, FileSpec] | None = None, **params: Any
+    ) -> MultiRequestItem:
+        item = MultiRequestItem(len(self._calls) + 1, service, action)
+        self._calls.append((item, params, files or {}))
+        return item
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def execute_raw(self) -> ApiResponse:
+        """Send the calls; ``result`` is a list with :class:`KalturaApiError` in place of failed calls."""
+        if not self._calls:
+            raise ValueError("empty multirequest")
+        body: dict[str, Any] = {}
+        files: list[tuple[str, FileSpec]] = []
+        for key, (item, params, call_files) in enumerate(self._calls):
+            body[str(key)] = {"service": item.service.lower(), "action": item.action, **params}
+            files += [(f"{key}:{name}", spec) for name, spec in call_files.items()]
+        return self._api._post(self._api.url("multirequest"), body, files, multirequest=True)
+
+    def execute(self) -> list[Any]:
+        """The results in order; raises only when the multirequest as a whole failed."""
+        result = self.execute_raw().unwrap()
+        return list(result)
+
+
+class KalturaApi:
+    """A Kaltura API v3 client bound to one base URL, partner and (optionally) KS."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        ks: str | None = None,
+        partner_id: int | None = None,
+        format: int = FORMAT_JSON,
+        timeout: float = 30.0,
+        transport: Transport | None = None,
+        client_tag: str = "ksentinel",
+        encoding: Encoding = "json",
+    ) -> None:
+        if format not in (FORMAT_JSON, FORMAT_XML):
+            raise ValueError(f"format must be 1 (JSON) or 2 (XML), not {format!r}")
+        if encoding not in ("json", "form"):
+            raise ValueError(f"encoding must be 'json' or 'form', not {encoding!r}")
+        self.base_url = base_url.rstrip("/")
+        self.partner_id = partner_id
+        self.format = format
+        self.timeout = timeout
+        self.client_tag = client_tag
+        self.encoding: Encoding = encoding
+        self._owns_transport = transport is None
+        self.transport: Transport = transport if transport is not None else HttpxTransport()
+        self._ks = ks or None
+        register_secret(self._ks)
+
+    # --- session ---------------------------------------------------------------------------------
+
+    @property
+    def ks(self) -> str | None:
+        return self._ks
+
+    def with_ks(self, ks: str | None) -> KalturaApi:
+        """A copy that sends ``ks`` and shares this client's transport."""
+        clone = copy.copy(self)
+        clone._ks = ks or None
+        clone._owns_transport = False
+        register_secret(clone._ks)
+        return clone
+
+    def start_session(
+        self, secret: str, user_id: str = "", type: int = 2, expiry: int = 86400, privileges: str = ""
+    ) -> str:
+        """``session.start`` for this client's partner; returns the new KS (not set on this client)."""
+        if self.partner_id is None:
+            raise ValueError("start_session needs partner_id")
+        register_secret(secret)
+        params = {"secret": secret, "userId": user_id, "type": int(type), "expiry": expiry}
+        ks = self.with_ks(None).call(
+            "session", "start", partnerId=self.partner_id, privileges=privileges, **params
+        )
+        if not isinstance(ks, str) or not ks:
+            raise bad_response(f"session.start returned a {_type_name(ks)}, not a KS")
+        register_secret(ks)
+        return ks
+
+    # --- calls -----------------------------------------------------------------------------------
+
+    def url(self, service: str, action: str | None = None) -> str:
+        path = f"{self.base_url}/api_v3/service/{service.lower()}"
+        return f"{path}/action/{action}" if action else path
+
+    def call_raw(
+        self, service: str, action: str, /, *, files: Mapping[str, FileSpec] | None = None, **params: Any
+    ) -> ApiResponse:
+        """One call; API and HTTP errors are returned in ``.error``, transport errors raised."""
+        return self._post(self.url(service, action), params, list((files or {}).items()))
+
+    def call(
+        self, service: str, action: str, /, *, files: Mapping[str, FileSpec] | None = None, **params: Any
+    ) -> Any:
+        """One call's decoded result; raises :class:`KalturaApiError` or ``TransportError``."""
+        return self.call_raw(service, action, files=files, **params).unwrap()
+
+    def multirequest(self) -> MultiRequest:
+        return MultiRequest(self)
+
+    def _common(self) -> dict[str, Any]:
+        common: dict[str, Any] = {"format": self.format}
+        if self._ks:
+            common["ks"] = self._ks
+        if self.partner_id is not None:
+            common["partnerId"] = self.partner_id
+        common["clientTag"] = self.client_tag
+        common["apiVersion"] = API_VERSION
+        return common
+
+    def _post(
+        self,
+        url: str,
+        params: Mapping[str, Any],
+        files: list[tuple[str, FileSpec]],
+        *,
+        multirequest: bool = False,
+    ) -> ApiResponse:
+        merged = {**self._common(), **params}  # explicit params win (contract tests send odd formats)
+        fmt = _as_format(merged.get("format"))
+        if self.encoding == "json":
+            text = json.dumps(json_params(merged), separators=(",", ":"))
+            if files:
+                content_type, body = encode_multipart([("json", text)], files)
+            else:
+                content_type, body = "application/json", text.encode("utf-8")
+        else:
+            pairs = flatten(merged)
+            if files:
+                content_type, body = encode_multipart(pairs, files)
+            else:
+                content_type, body = "application/x-www-form-urlencoded", urlencode(pairs).encode("ascii")
+        headers = {
+            "Content-Type": content_type,
+            "Accept": "text/xml" if fmt == FORMAT_XML else "application/json",
+            "User-Agent": f"ksentinel/{__version__}",
+        }
+        response = self.transport.send(HttpRequest("POST", url, headers, body, self.timeout))
+        error: KalturaApiError | None = None
+        result: Any = None
+        execution_time: float | None = None
+        try:
+            result, execution_time = decode_response(
+                response.status, response.headers, response.body, format=fmt, multirequest=multirequest
+            )
+        except KalturaApiError as exc:
+            error = exc
+        logger.debug(
+            "POST %s -> %s in %.3fs%s",
+            url,
+            response.status,
+            response.elapsed,
+            f" ({error.code})" if error else "",
+        )
+        return ApiResponse(
+            result, response.status, response.headers, response.elapsed, response.body, error, execution_time
+        )
+
+    # --- chunked upload --------------------------------------------------------------------------
+
+    def upload_chunk(
+        self,
+        token_id: str,
+        data: bytes,
+        *,
+        resume: bool,
+        final_chunk: bool,
+        resume_at: int = -1,
+        filename: str = "chunk.bin",
+    ) -> dict[str, Any]:
+        """``uploadToken.upload`` of one chunk; returns the token."""
+        token = self.call(
+            "uploadToken",
+            "upload",
+            files={"fileData": (filename, data)},
+            uploadTokenId=token_id,
+            resume=resume,
+            finalChunk=final_chunk,
+            resumeAt=resume_at,
+        )
+        return _as_token(token)
+
+    def upload_file(
+        self,
+        token_id: str,
+        data: bytes | Iterable[bytes],
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        *,
+        filename: str = "chunk.bin",
+    ) -> dict[str, Any]:
+        """Upload ``data`` in chunks of ``chunk_size`` (the first replaces, later ones append at their
+        offset, the last is final); returns the last token."""
+        return self._send_chunks(token_id, _rechunk(data, chunk_size), 0, False, filename)
+
+    def resume_upload(
+        self,
+        token_id: str,
+        data: bytes | Iterable[bytes],
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        *,
+        filename: str = "chunk.bin",
+    ) -> dict[str, Any]:
+        """Continue an upload from the token's ``uploadedFileSize`` (``data`` is the whole file)."""
+        token = _as_token(self.call("uploadToken", "get", uploadTokenId=token_id))
+        status = _as_int(token.get("status"))
+        if status in (_TOKEN_FULL, _TOKEN_CLOSED):
+            return token
+        uploaded = _as_int(token.get("uploadedFileSize"))
+        resume = uploaded > 0 or status == _TOKEN_PARTIAL
+        chunks = _rechunk(_skip(data, uploaded), chunk_size)
+        return self._send_chunks(token_id, chunks, uploaded, resume, filename)
+
+    def _send_chunks(
+        self, token_id: str, chunks: Iterator[bytes], offset: int, resume: bool, filename: str
+    ) -> dict[str, Any]:
+        token: dict[str, Any] = {}
+        for chunk, last in _with_last(chunks):
+            token = self.upload_chunk(
+                token_id,
+                chunk,
+                resume=resume,
+                final_chunk=last,
+                resume_at=offset if resume else -1,
+                filename=filename,
+            )
+            offset += len(chunk)
+            resume = True
+        return token
+
+    # --- resources -------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the transport if this client created it."""
+        close = getattr(self.transport, "close", None)
+        if self._owns_transport and callable(close):
+            close()
+
+    def __enter__(self) -> KalturaApi:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        ks = redact_value("ks", self._ks) if self._ks else None
+        return (
+            f"KalturaApi({redact(self.base_url)!r}, partner_id={self.partner_id!r}, "
+            f"format={self.format}, encoding={self.encoding!r}, ks={ks!r})"
+        )
+
+
+def _type_name(value: object) -> str:
+    return type(value).__name__
+
+
+def _as_format(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0  # unknown: sniffed from the body
+
+
+def _as_int(value: Any) -> int:
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return 0
+
+
+def _as_token(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise bad_response(f"expected a KalturaUploadToken, got a {_type_name(value)}")
+    return value
+
+
+def _skip(data: bytes | Iterable[bytes], count: int) -> bytes | Iterator[bytes]:
+    if isinstance(data, bytes | bytearray | memoryview):
+        return bytes(data)[count:]
+    return _skip_pieces(iter(data), count)
+
+
+def _skip_pieces(pieces: Iterator[bytes], count: int) -> Iterator[bytes]:
+    for piece in pieces:
+        if count >= len(piece):
+            count -= len(piece)
+            continue
+        yield piece[count:]
+        count = 0
+
+
+def _rechunk(data: bytes | Iterable[bytes], size: int) -> Iterator[bytes]:
+    if size <= 0:
+        raise ValueError("chunk_size must be positive")
+    if isinstance(data, bytes | bytearray | memoryview):
+        whole = bytes(data)
+        for start in range(0, len(whole), size):
+            yield whole[start : start + size]
+        return
+    buffer = bytearray()
+    for piece in data:
+        buffer += piece
+        if len(buffer) >= size:
+            view = memoryview(buffer)
+            cut = len(buffer) - len(buffer) % size
+            for start in range(0, cut, size):
+                yield bytes(view[start : start + size])
+            view.release()
+            del buffer[:cut]
+    if buffer:
+        yield bytes(buffer)
+
+
+def _with_last(chunks: Iterator[bytes]) -> Iterator[tuple[bytes, bool]]:
+    """Each chunk with ``True`` on the last one; an empty source gives one empty final chunk."""
+    previous: bytes | None = None
+    for chunk in chunks:
+        if previous is not None:
+            yield previous, False
+        previous = chunk
+    yield (previous if previous is not None else b""), True

@@ -1,0 +1,290 @@
+"""One API call from parameters to result, in the order Kaltura's dispatcher checks things.
+
+service/action lookup -> KS signature (stage 1) -> arguments -> KS expiry and logout (stage 2)
+-> permissions -> response cache -> the action's handler. Multirequests run each sub-call through
+the same path and resolve ``{N:result:...}`` back-references between them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ksentinel.kaltura import ks as ks_lib
+from ksentinel.kaltura.redact import mask_ks
+from ksentinel.reference import faults as fault_lib
+from ksentinel.reference.apidef import SCHEMA
+from ksentinel.reference.cache import CachedResponse, CallerIdentity, cache_key
+from ksentinel.reference.codec import Decoder, parse_int
+from ksentinel.reference.errors import ApiException
+from ksentinel.reference.platform import Platform
+from ksentinel.reference.request import UploadedFile
+from ksentinel.reference.serialize import plain
+from ksentinel.reference.services import HANDLERS, Call, Caller, load_all
+from ksentinel.reference.store import ks_hash
+
+# actions a request without a KS may call (NO_SESSION_ROLE)
+ANONYMOUS_ACTIONS = frozenset(
+    {
+        ("session", "start"),
+        ("session", "end"),
+        ("session", "startwidgetsession"),
+        ("system", "ping"),
+        ("baseentry", "get"),
+        ("media", "get"),
+    }
+)
+USER_FORBIDDEN = frozenset({("session", "get")})
+_BACK_REFERENCE = re.compile(r"\{([0-9]+):result:?(.*)?\}")
+
+load_all()
+_DECODER = Decoder(SCHEMA)
+
+
+@dataclass
+class Outcome:
+    """What one call produced: a plain result or an error, plus cache information."""
+
+    value: Any
+    error: ApiException | None = None
+    cache_key: str | None = None
+    cache_partner: int | None = None
+    cache_ttl: float = 0.0
+    wrote_partner: int | None = None
+    service_label: str = ""
+    cached: CachedResponse | None = None
+
+
+def _invalid_ks(ksid: str, reason: str) -> ApiException:
+    return ApiException(
+        "INVALID_KS", {"KSID": ksid, "ERR_CODE": ks_lib.KsFailure.code(reason), "ERR_DESC": reason}
+    )
+
+
+def authenticate(platform: Platform, ks: str | None) -> Caller:
+    """Stage 1: decode the KS and check its signature against the partner's admin secrets."""
+    if not ks:
+        return Caller(partner_id=0)
+    try:
+        envelope = ks_lib.decode(ks)
+    except ks_lib.KsError as exc:
+        raise _invalid_ks(mask_ks(ks), "INVALID_STR") from exc
+    partner = platform.partners.get(envelope.partner_id)
+    if partner is None:
+        raise _invalid_ks(mask_ks(ks), "INVALID_STR")
+    try:
+        info = ks_lib.verify(envelope, partner.admin_secrets)
+    except ks_lib.KsError as exc:
+        if not platform.has("ks-signature-ignored"):
+            raise _invalid_ks(mask_ks(ks), "INVALID_STR") from exc
+        info = _unverified(envelope, partner.admin_secret)
+    return Caller(partner_id=envelope.partner_id, ks=ks, info=info)
+
+
+def _unverified(envelope: ks_lib.KsEnvelope, secret: str) -> ks_lib.KsInfo:
+    """The ``ks-signature-ignored`` fault: read a v1 KS's fields without checking who signed it."""
+    if envelope.version == 1:
+        info = envelope.payload.partition(b"|")[2].decode("utf-8", "replace").split(";") + [""] * 9
+        return ks_lib.KsInfo(
+            1, envelope.partner_id, parse_int(info[2]), parse_int(info[3]), info[5], info[6], info[4]
+        )
+    raise _invalid_ks(mask_ks(envelope.text), "INVALID_STR")
+
+
+def check_session(platform: Platform, caller: Caller) -> None:
+    """Stage 2: expiry and logout."""
+    if caller.info is None or caller.ks is None:
+        return
+    if caller.info.expired() and not platform.has("ks-expiry-ignored"):
+        raise _invalid_ks("EXPIRED", "EXPIRED")
+    if ks_hash(caller.ks) in platform.ended:
+        raise _invalid_ks("LOGOUT", "LOGOUT")
+
+
+def check_permission(caller: Caller, service_id: str, action_name: str) -> None:
+    key = (service_id, action_name.lower())
+    label = f"{service_id}->{action_name}"
+    if caller.info is None:
+        if key not in ANONYMOUS_ACTIONS:
+            raise ApiException("SERVICE_FORBIDDEN", {"SERVICE": label})
+    elif not caller.is_admin and key in USER_FORBIDDEN:
+        raise ApiException("SERVICE_FORBIDDEN", {"SERVICE": label})
+
+
+def call_action(
+    platform: Platform,
+    params: Mapping[str, Any],
+    files: Mapping[str, UploadedFile],
+    *,
+    base_url: str,
+    fmt: int,
+    use_cache: bool = True,
+    lookup: Callable[[str], CachedResponse | None] | None = None,
+) -> Outcome:
+    """Run one (non-multi) call; API errors come back in ``Outcome.error``, never raised."""
+    service_name = str(params.get("service") or "")
+    action_name = str(params.get("action") or "")
+    outcome = Outcome(None, service_label=f"{service_name.lower()}->{action_name}")
+    try:
+        if not service_name:
+            raise ApiException("SERVICE_NOT_SPECIFIED")
+        service = SCHEMA.service(service_name)
+        if service is None:
+            raise ApiException("SERVICE_DOES_NOT_EXISTS", {"SERVICE_NAME": service_name})
+        found = SCHEMA.action(service.id, action_name)
+        registration = HANDLERS.get((service.id, action_name.lower()))
+        if found is None or registration is None:
+            raise ApiException(
+                "ACTION_DOES_NOT_EXISTS", {"ACTION_NAME": action_name, "SERVICE_NAME": service.id}
+            )
+        _, action_def = found
+        caller = authenticate(platform, str(params.get("ks") or "") or None)
+        arguments = _DECODER.arguments(action_def, params, files)
+        check_session(platform, caller)
+        check_permission(caller, service.id, action_def.name)
+        call = Call(platform, caller, base_url, service.id, action_def.name)
+        if registration.cacheable and caller.info is not None:
+            identity = CallerIdentity(
+                caller.partner_id, caller.user_id, caller.info.type, caller.info.privileges
+            )
+            outcome.cache_key = cache_key(
+                service.id,
+                action_def.name,
+                dict(params),
+                identity,
+                fmt,
+                include_partner=not platform.has("cache-leak"),
+            )
+            outcome.cache_partner = caller.partner_id
+            outcome.cache_ttl = _ttl(platform) if use_cache else 0.0
+            if use_cache and lookup is not None:
+                outcome.cached = lookup(outcome.cache_key)
+                if outcome.cached is not None:
+                    return outcome
+        result = registration.handler(call, **arguments)
+        if registration.writes and caller.partner_id:
+            outcome.wrote_partner = caller.partner_id
+        value = plain(result, SCHEMA)
+        if platform.has("schema-drift"):
+            value = fault_lib.drift(value)
+        outcome.value = value
+    except ApiException as exc:
+        outcome.error = exc
+        outcome.value = plain(exc, SCHEMA)
+        outcome.cache_key = None
+    return outcome
+
+
+def _ttl(platform: Platform) -> float:
+    import time
+
+    from ksentinel.reference.cache import DEFAULT_TTL
+
+    next_change = platform.store.next_transition_at()
+    ttl = DEFAULT_TTL if next_change is None else min(DEFAULT_TTL, next_change - time.time())
+    return max(ttl, 0.0)
+
+
+# ---- multirequest ---------------------------------------------------------------------------------
+def _resolve_path(value: Any, path: list[str]) -> Any:
+    for step in path:
+        if step == "_all" and isinstance(value, list):
+            return None
+        if isinstance(value, list):
+            value = value[int(step)] if step.isdigit() and int(step) < len(value) else None
+        elif isinstance(value, Mapping):
+            if value.get("objectType") == "KalturaAPIException":
+                return None
+            value = value.get(step)
+        else:
+            return None
+    return value
+
+
+def _resolve_all(value: Any, path: list[str]) -> str | None:
+    if "_all" not in path:
+        return None
+    index = path.index("_all")
+    items = _resolve_path(value, path[:index])
+    if not isinstance(items, list):
+        return ""
+    return "".join(f"{_resolve_path(item, path[index + 1 :])}," for item in items)
+
+
+def substitute(value: Any, results: list[Any]) -> Any:
+    """Replace ``{N:result:path}`` in string values (one reference per value, as the server does)."""
+    if isinstance(value, dict):
+        return {k: substitute(v, results) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute(v, results) for v in value]
+    if not isinstance(value, str) or ":result" not in value:
+        return value
+    match = _BACK_REFERENCE.search(value)
+    if match is None:
+        return value
+    index = int(match.group(1)) - 1
+    path = [p for p in (match.group(2) or "").split(":") if p]
+    replacement: Any = ""
+    if 0 <= index < len(results):
+        result = results[index]
+        joined = _resolve_all(result, path)
+        if joined is not None:
+            replacement = joined
+        else:
+            resolved = _resolve_path(result, path) if path else result
+            replacement = (
+                resolved
+                if isinstance(resolved, str | int | float) and not isinstance(resolved, bool)
+                else (("1" if resolved else "0") if isinstance(resolved, bool) else "")
+            )
+    return value[: match.start()] + str(replacement) + value[match.end() :]
+
+
+def sub_requests(
+    params: Mapping[str, Any], files: Mapping[str, UploadedFile]
+) -> list[tuple[dict[str, Any], dict[str, UploadedFile]]]:
+    """The numbered sub-requests of a multirequest, in order, with their files."""
+    numbered = sorted(int(k) for k in params if str(k).isdigit() and isinstance(params[k], Mapping))
+    if not numbered:
+        return []
+    requests: list[tuple[dict[str, Any], dict[str, UploadedFile]]] = []
+    for index in range(min(1, numbered[0]), numbered[-1] + 1):
+        sub = params.get(str(index))
+        if not isinstance(sub, Mapping) or "service" not in sub or "action" not in sub:
+            break
+        sub = dict(sub)
+        sub.pop("format", None)
+        for inherited in ("ks", "partnerId", "clientTag"):
+            if inherited not in sub and inherited in params:
+                sub[inherited] = params[inherited]
+        sub_files = {
+            name.split(":", 1)[1]: f for name, f in files.items() if name.split(":", 1)[0] == str(index)
+        }
+        requests.append((sub, sub_files))
+        if len(requests) >= 500:
+            break
+    return requests
+
+
+def call_multirequest(
+    platform: Platform,
+    params: Mapping[str, Any],
+    files: Mapping[str, UploadedFile],
+    *,
+    base_url: str,
+    fmt: int,
+) -> tuple[list[Any], set[int]]:
+    """Results of every sub-request (errors in place) and the partners that wrote."""
+    results: list[Any] = []
+    wrote: set[int] = set()
+    for sub, sub_files in sub_requests(params, files):
+        sub = substitute(sub, results)
+        outcome = call_action(platform, sub, sub_files, base_url=base_url, fmt=fmt, use_cache=False)
+        results.append(outcome.value)
+        if outcome.wrote_partner:
+            wrote.add(outcome.wrote_partner)
+            if not platform.has("stale-cache"):
+                platform.cache.invalidate_partner(outcome.wrote_partner)
+    return results, wrote

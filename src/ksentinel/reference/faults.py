@@ -1,0 +1,71 @@
+"""Deliberate defects the reference platform can switch on (``ksentinel serve --fault NAME``).
+
+Each fault exists so that some part of ksentinel can prove it catches it; the catalogue says which
+part is expected to (the fault matrix of the self-test reads ``detected_by``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ksentinel.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    summary: str
+    detected_by: tuple[str, ...]
+
+
+CATALOGUE: dict[str, Fault] = {
+    f.name: f
+    for f in (
+        Fault(
+            "schema-drift",
+            "entries come back with updatedAt renamed and createdAt as a date string",
+            ("contract",),
+        ),
+        Fault(
+            "wrong-error-code",
+            "a missing entry gives INTERNAL_SERVERL_ERROR instead of ENTRY_ID_NOT_FOUND",
+            ("contract", "probe"),
+        ),
+        Fault("http-500", "one call in five answers HTTP 500", ("contract", "load", "probe", "alert")),
+        Fault("stale-cache", "writes do not invalidate the response cache", ("contract", "probe")),
+        Fault("cache-leak", "the cache key ignores the partner", ("contract",)),
+        Fault("ks-expiry-ignored", "expired KS are accepted", ("contract",)),
+        Fault("ks-signature-ignored", "KS signatures are not checked", ("contract",)),
+        Fault("slow-list", "baseEntry.list and media.list take 800 ms longer", ("load", "probe")),
+        Fault("pager-duplicates", "consecutive list pages overlap by one entry", ("contract", "probe")),
+        Fault("upload-corrupt", "stored content differs from what was uploaded", ("contract", "probe")),
+    )
+}
+
+SLOW_LIST_SECONDS = 0.8
+HTTP_500_EVERY = 5
+
+
+def parse_faults(names: list[str] | tuple[str, ...]) -> frozenset[str]:
+    """Validate fault names; unknown names give a one-line ``ConfigError``."""
+    unknown = [n for n in names if n not in CATALOGUE]
+    if unknown:
+        raise ConfigError(f"unknown fault {unknown[0]!r}; known faults: {', '.join(sorted(CATALOGUE))}")
+    return frozenset(names)
+
+
+def drift(value: object) -> object:
+    """The ``schema-drift`` fault: entries lose ``updatedAt`` to ``updated_at`` and get a date-string ``createdAt``."""
+    import datetime
+
+    if isinstance(value, list):
+        return [drift(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {k: drift(v) for k, v in value.items()}
+    if str(out.get("objectType", "")).endswith("Entry"):
+        if "updatedAt" in out:
+            out["updated_at"] = out.pop("updatedAt")
+        if isinstance(out.get("createdAt"), int):
+            out["createdAt"] = datetime.datetime.fromtimestamp(out["createdAt"], datetime.UTC).isoformat()
+    return out

@@ -1,0 +1,56 @@
+"""The running platform: configuration and state shared by every request."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ksentinel.reference.cache import ResponseCache
+from ksentinel.reference.faults import parse_faults
+from ksentinel.reference.partners import Partner, load_partners
+from ksentinel.reference.store import Store
+
+DEFAULT_MAX_CHUNK_BYTES = 64 * 1024 * 1024
+
+
+@dataclass
+class PlatformConfig:
+    data_dir: Path
+    ready_after: float = 1.0
+    faults: tuple[str, ...] = ()
+    max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES
+    host_name: str = "ksentinel-reference"
+
+
+@dataclass
+class Platform:
+    """Everything a request handler may touch."""
+
+    config: PlatformConfig
+    partners: dict[int, Partner]
+    partners_source: str
+    store: Store
+    cache: ResponseCache
+    faults: frozenset[str]
+    ended: set[str] = field(default_factory=set)
+    _request_counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def open(cls, config: PlatformConfig, environ: dict[str, str] | None = None) -> Platform:
+        faults = parse_faults(list(config.faults))
+        partners, source = load_partners(config.data_dir, environ)
+        store = Store(config.data_dir)
+        return cls(config, partners, source, store, ResponseCache(), faults, ended=store.ended_sessions())
+
+    def close(self) -> None:
+        self.store.close()
+
+    def has(self, fault: str) -> bool:
+        return fault in self.faults
+
+    def next_request_number(self) -> int:
+        with self._lock:
+            return next(self._request_counter)
