@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import unquote
 
 MIN_SECRET_LENGTH = 6
+MAX_SLASHES = 24
 SENSITIVE_KEYS = frozenset(
     {"ks", "secret", "adminsecret", "usersecret", "admin_secret", "user_secret", "password", "token"}
 )
@@ -92,7 +93,23 @@ def redact(text: str) -> str:
     pattern = _secret_pattern
     if pattern is not None:
         text = pattern.sub(lambda m: mask_secret(m.group(0)), text)
-    return _KS_CANDIDATE.sub(lambda m: mask_ks(m.group(0)) if looks_like_ks(m.group(0)) else m.group(0), text)
+    return _KS_CANDIDATE.sub(lambda m: _mask_ks_in(m.group(0)), text)
+
+
+def _mask_ks_in(candidate: str) -> str:
+    """Mask the KS inside ``candidate``; base64 may contain ``/``, so a KS in a URL path
+    (``/ks/<KS>/format/1``) arrives glued to its neighbours and is searched between slashes."""
+    if looks_like_ks(candidate):
+        return mask_ks(candidate)
+    slashes = [i for i, ch in enumerate(candidate) if ch == "/"][:MAX_SLASHES]
+    starts = [0, *(i + 1 for i in slashes)]
+    ends = [*slashes, len(candidate)]
+    for start in starts:
+        for end in reversed(ends):
+            if end - start >= 40 and looks_like_ks(candidate[start:end]):
+                rest = _mask_ks_in(candidate[end:]) if end < len(candidate) else ""
+                return candidate[:start] + mask_ks(candidate[start:end]) + rest
+    return candidate
 
 
 def redact_value(key: str, value: Any) -> Any:

@@ -32,6 +32,7 @@ import httpcore
 import httpx
 
 from ksentinel.errors import TargetError
+from ksentinel.kaltura.redact import redact
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +110,10 @@ class HttpRequest:
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes | None = field(default=None, repr=False)
     timeout: float = DEFAULT_TIMEOUT
+
+    def __repr__(self) -> str:
+        size = "None" if self.body is None else f"<{len(self.body)} bytes>"
+        return redact(f"HttpRequest({self.method!r}, {self.url!r}, body={size}, timeout={self.timeout:g})")
 
 
 @dataclass(frozen=True)
@@ -219,8 +224,9 @@ _PROTOCOL_ERRORS = (
 class HttpxTransport:
     """:class:`Transport` over a sync ``httpx.Client``.
 
-    With the default client the total deadline is strict. A client passed in is used as is: its own
-    timeouts apply per socket operation and the deadline is only checked between body chunks.
+    With the default client (:func:`deadline_client`) the total deadline is strict. With a client
+    passed in, each socket operation waits at most ``request.timeout`` and the total deadline is only
+    checked between body chunks (a server trickling headers can then hold a request longer).
     """
 
     def __init__(

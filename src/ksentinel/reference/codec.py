@@ -76,7 +76,7 @@ class Decoder:
     def _string(self, value: Any, where: str) -> str:
         text = value if isinstance(value, str) else _to_text(value)
         if _INVALID_XML_CHARS.search(text):
-            raise ApiException("INVALID_PARAMETER_CHAR", {"PARAM_NAME": where})
+            raise ApiException("INVALID_PARAMETER_CHAR", where)
         return text
 
     def _enum(self, raw: Any, enum_name: str, is_int: bool, where: str) -> Any:
@@ -86,10 +86,9 @@ class Decoder:
         if isinstance(raw, str) and raw.lower() in ("true", "false") and is_int:
             raw = 1 if raw.lower() == "true" else 0
         value: Any = parse_int(raw) if is_int else _to_text(raw)
-        if enum is not None and str(value) not in enum.values():
-            raise ApiException(
-                "INVALID_ENUM_VALUE", {"PARAM_VALUE": raw, "PARAM_NAME": where, "ENUM": enum_name}
-            )
+        not_a_number = is_int and isinstance(raw, str) and not re.fullmatch(r"\s*[+-]?\d+\s*", raw)
+        if not_a_number or (enum is not None and str(value) not in enum.values()):
+            raise ApiException("INVALID_ENUM_VALUE", raw, where, enum_name)
         return value
 
     def scalar(self, raw: Any, type_name: str, enum_type: str | None, where: str) -> Any:
@@ -109,7 +108,7 @@ class Decoder:
         if not isinstance(raw, Mapping):
             return None
         if depth > MAX_NESTING:
-            raise ApiException("INVALID_PARAMETER_CHAR", {"PARAM_NAME": where})
+            raise ApiException("INVALID_PARAMETER_CHAR", where)
         class_name = declared
         sent_type = raw.get("objectType")
         if (
@@ -120,7 +119,7 @@ class Decoder:
             class_name = sent_type
         cls = self.schema.classes.get(class_name)
         if cls is None or cls.abstract:
-            raise ApiException("OBJECT_TYPE_ABSTRACT", {"OBJECT_TYPE": class_name})
+            raise ApiException("OBJECT_TYPE_ABSTRACT", class_name)
         result: dict[str, Any] = {"objectType": class_name}
         for prop in self.schema.properties(class_name):
             null_key = f"{prop.name}__null"
@@ -139,9 +138,7 @@ class Decoder:
         if mode == "filter":
             return
         if prop.read_only or (mode == "update" and prop.insert_only):
-            raise ApiException(
-                "PROPERTY_VALIDATION_NOT_UPDATABLE", {"PROP_NAME": f"{class_name}::{prop.name}"}
-            )
+            raise ApiException("PROPERTY_VALIDATION_NOT_UPDATABLE", f"{class_name}::{prop.name}")
 
     def value(self, raw: Any, prop: PropDef | ParamDef, mode: str, where: str, depth: int = 0) -> Any:
         type_name = prop.type
@@ -155,7 +152,7 @@ class Decoder:
         if self.schema.is_class(type_name):
             return self.obj(raw, type_name, mode, where, depth)
         if isinstance(raw, Mapping | list):
-            raise ApiException("INVALID_PARAMETER_CHAR", {"PARAM_NAME": where})
+            raise ApiException("INVALID_PARAMETER_CHAR", where)
         return self.scalar(raw, type_name, prop.enum_type, where)
 
     # ---- actions ------------------------------------------------------------------------------
@@ -178,7 +175,7 @@ class Decoder:
                 elif param.optional:
                     args[param.name] = None
                 else:
-                    raise ApiException("MISSING_MANDATORY_PARAMETER", {"PARAM_NAME": param.name})
+                    raise ApiException("MISSING_MANDATORY_PARAMETER", param.name)
                 continue
             if f"{param.name}__null" in params:
                 args[param.name] = None
@@ -186,12 +183,12 @@ class Decoder:
             raw = params.get(param.name)
             if raw is None:
                 if not param.optional:
-                    raise ApiException("MISSING_MANDATORY_PARAMETER", {"PARAM_NAME": param.name})
+                    raise ApiException("MISSING_MANDATORY_PARAMETER", param.name)
                 args[param.name] = parse_default(param.default, param.type)
                 continue
             value = self.value(raw, param, mode, param.name)
             if value is None and not param.optional:
-                raise ApiException("MISSING_MANDATORY_PARAMETER", {"PARAM_NAME": param.name})
+                raise ApiException("MISSING_MANDATORY_PARAMETER", param.name)
             args[param.name] = value
         return args
 

@@ -57,10 +57,9 @@ class Outcome:
     cached: CachedResponse | None = None
 
 
-def _invalid_ks(ksid: str, reason: str) -> ApiException:
-    return ApiException(
-        "INVALID_KS", {"KSID": ksid, "ERR_CODE": ks_lib.KsFailure.code(reason), "ERR_DESC": reason}
-    )
+def _invalid_ks(ksid: str) -> ApiException:
+    """The server's quirk: whatever failed, the error says ``-1,INVALID_STR`` and KSID names the failure."""
+    return ApiException("INVALID_KS", ksid, ks_lib.KsFailure.INVALID_STR, "INVALID_STR")
 
 
 def authenticate(platform: Platform, ks: str | None) -> Caller:
@@ -70,15 +69,15 @@ def authenticate(platform: Platform, ks: str | None) -> Caller:
     try:
         envelope = ks_lib.decode(ks)
     except ks_lib.KsError as exc:
-        raise _invalid_ks(mask_ks(ks), "INVALID_STR") from exc
+        raise _invalid_ks(mask_ks(ks)) from exc
     partner = platform.partners.get(envelope.partner_id)
     if partner is None:
-        raise _invalid_ks(mask_ks(ks), "INVALID_STR")
+        raise _invalid_ks(mask_ks(ks))
     try:
         info = ks_lib.verify(envelope, partner.admin_secrets)
     except ks_lib.KsError as exc:
         if not platform.has("ks-signature-ignored"):
-            raise _invalid_ks(mask_ks(ks), "INVALID_STR") from exc
+            raise _invalid_ks(mask_ks(ks)) from exc
         info = _unverified(envelope, partner.admin_secret)
     return Caller(partner_id=envelope.partner_id, ks=ks, info=info)
 
@@ -90,7 +89,7 @@ def _unverified(envelope: ks_lib.KsEnvelope, secret: str) -> ks_lib.KsInfo:
         return ks_lib.KsInfo(
             1, envelope.partner_id, parse_int(info[2]), parse_int(info[3]), info[5], info[6], info[4]
         )
-    raise _invalid_ks(mask_ks(envelope.text), "INVALID_STR")
+    raise _invalid_ks(mask_ks(envelope.text))
 
 
 def check_session(platform: Platform, caller: Caller) -> None:
@@ -98,9 +97,9 @@ def check_session(platform: Platform, caller: Caller) -> None:
     if caller.info is None or caller.ks is None:
         return
     if caller.info.expired() and not platform.has("ks-expiry-ignored"):
-        raise _invalid_ks("EXPIRED", "EXPIRED")
+        raise _invalid_ks("EXPIRED")
     if ks_hash(caller.ks) in platform.ended:
-        raise _invalid_ks("LOGOUT", "LOGOUT")
+        raise _invalid_ks("LOGOUT")
 
 
 def check_permission(caller: Caller, service_id: str, action_name: str) -> None:
@@ -108,9 +107,9 @@ def check_permission(caller: Caller, service_id: str, action_name: str) -> None:
     label = f"{service_id}->{action_name}"
     if caller.info is None:
         if key not in ANONYMOUS_ACTIONS:
-            raise ApiException("SERVICE_FORBIDDEN", {"SERVICE": label})
+            raise ApiException("SERVICE_FORBIDDEN", label)
     elif not caller.is_admin and key in USER_FORBIDDEN:
-        raise ApiException("SERVICE_FORBIDDEN", {"SERVICE": label})
+        raise ApiException("SERVICE_FORBIDDEN", label)
 
 
 def call_action(
@@ -132,13 +131,11 @@ def call_action(
             raise ApiException("SERVICE_NOT_SPECIFIED")
         service = SCHEMA.service(service_name)
         if service is None:
-            raise ApiException("SERVICE_DOES_NOT_EXISTS", {"SERVICE_NAME": service_name})
+            raise ApiException("SERVICE_DOES_NOT_EXISTS", service_name)
         found = SCHEMA.action(service.id, action_name)
         registration = HANDLERS.get((service.id, action_name.lower()))
         if found is None or registration is None:
-            raise ApiException(
-                "ACTION_DOES_NOT_EXISTS", {"ACTION_NAME": action_name, "SERVICE_NAME": service.id}
-            )
+            raise ApiException("ACTION_DOES_NOT_EXISTS", action_name, service.id)
         _, action_def = found
         caller = authenticate(platform, str(params.get("ks") or "") or None)
         arguments = _DECODER.arguments(action_def, params, files)

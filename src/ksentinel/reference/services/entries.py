@@ -114,7 +114,7 @@ def entry_object(row: dict[str, Any], base_url: str) -> dict[str, Any]:
 def not_found(call: Call, entry_id: str) -> ApiException:
     if call.platform.has("wrong-error-code"):
         return ApiException("INTERNAL_SERVERL_ERROR")
-    return ApiException("ENTRY_ID_NOT_FOUND", {"ENTRY_ID": entry_id})
+    return ApiException("ENTRY_ID_NOT_FOUND", entry_id)
 
 
 def load_entry(call: Call, entry_id: str, *, media_only: bool) -> dict[str, Any]:
@@ -131,7 +131,7 @@ def check_owner(call: Call, row: dict[str, Any]) -> None:
     caller = call.caller
     if caller.is_admin or row["user_id"] == caller.user_id or caller.may("edit", row["id"]):
         return
-    raise ApiException("INVALID_KS", {"KSID": "", "ERR_CODE": -4, "ERR_DESC": "INVALID_TYPE"})
+    raise ApiException("INVALID_KS", "", -4, "INVALID_TYPE")
 
 
 def _fields_to_columns(fields: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -217,14 +217,12 @@ def add_content(
     if row["status"] != ENTRY_NO_CONTENT:
         raise ApiException("ENTRY_ALREADY_WITH_CONTENT")
     if not resource or resource.get("objectType") != "KalturaUploadedFileTokenResource":
-        raise ApiException(
-            "RESOURCE_TYPE_NOT_SUPPORTED", {"RES_TYPE": (resource or {}).get("objectType", "")}
-        )
+        raise ApiException("RESOURCE_TYPE_NOT_SUPPORTED", (resource or {}).get("objectType", ""))
     token = _token_for_entry(call, str(resource.get("token") or ""))
     store = call.platform.store
     if row["type"] == AUTOMATIC:
         if token["status"] != FULL_UPLOAD:
-            raise ApiException("ENTRY_TYPE_NOT_SUPPORTED", {"ENTRY_TYPE": AUTOMATIC})
+            raise ApiException("ENTRY_TYPE_NOT_SUPPORTED", AUTOMATIC)
         store.update_entry(
             call.caller.partner_id,
             entry_id,
@@ -412,7 +410,7 @@ def base_add_from_uploaded_file(
 ) -> dict[str, Any]:
     token = _token_for_entry(call, uploadTokenId)
     if token["status"] != FULL_UPLOAD:
-        raise ApiException("UPLOAD_TOKEN_INVALID_STATUS_FOR_ADD_ENTRY", {"UPLOAD_TOKEN_ID": uploadTokenId})
+        raise ApiException("UPLOAD_TOKEN_INVALID_STATUS_FOR_ADD_ENTRY", uploadTokenId)
     fields = dict(entry)
     if not fields.get("name"):
         fields["name"] = f"{call.caller.partner_id}_{int(time.time())}"
@@ -453,7 +451,7 @@ def base_delete(call: Call, entryId: str) -> None:
 @action("media", "add", writes=True)
 def media_add(call: Call, entry: dict[str, Any]) -> dict[str, Any]:
     if entry.get("mediaType") is None:
-        raise ApiException("PROPERTY_VALIDATION_CANNOT_BE_NULL", {"PROP_NAME": "mediaType"})
+        raise ApiException("PROPERTY_VALIDATION_CANNOT_BE_NULL", "mediaType")
     return entry_object(create_entry(call, entry, MEDIA_CLIP, int(entry["mediaType"])), call.base_url)
 
 

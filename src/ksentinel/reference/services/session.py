@@ -30,14 +30,14 @@ def start(
 ) -> str:
     platform = call.platform
     if not partnerId:
-        raise ApiException("START_SESSION_ERROR", {"PARTNER_ID": "N/A"})
+        raise ApiException("START_SESSION_ERROR", "N/A")
     partner = platform.partners.get(partnerId)
     if partner is None:
         raise ApiException("SERVICE_FORBIDDEN_CONTENT_BLOCKED")
     admin_ok = any(_secret_matches(secret, s) for s in partner.admin_secrets)
     user_ok = type == USER and _secret_matches(secret, partner.user_secret)
     if not (admin_ok or user_ok):
-        raise ApiException("START_SESSION_ERROR", {"PARTNER_ID": partnerId})
+        raise ApiException("START_SESSION_ERROR", partnerId)
     expiry = partner.max_ks_expiry if expiry is None or expiry <= 0 else min(expiry, partner.max_ks_expiry)
     return ks_lib.build(
         partner.admin_secret,
@@ -59,7 +59,7 @@ def get(call: Call, session: str | None = None) -> dict[str, Any]:
         except ks_lib.KsError as exc:
             raise ApiException("INTERNAL_SERVERL_ERROR") from exc
         if envelope.partner_id != caller.partner_id:
-            raise ApiException("PARTNER_ACCESS_FORBIDDEN", {"PARTNER_ID": envelope.partner_id})
+            raise ApiException("PARTNER_ACCESS_FORBIDDEN", envelope.partner_id)
         partner = call.platform.partners[caller.partner_id]
         try:
             info = ks_lib.verify(envelope, partner.admin_secrets)
@@ -91,7 +91,7 @@ def start_widget_session(call: Call, widgetId: str, expiry: int = 86400) -> dict
     partner_id = int(widgetId[1:]) if widgetId.startswith("_") and widgetId[1:].isdigit() else None
     partner = call.platform.partners.get(partner_id) if partner_id is not None else None
     if partner is None:
-        raise ApiException("INVALID_WIDGET_ID", {"WIDGET_ID": widgetId})
+        raise ApiException("INVALID_WIDGET_ID", widgetId)
     expiry = partner.max_ks_expiry if expiry <= 0 else min(expiry, partner.max_ks_expiry)
     token = ks_lib.build(
         partner.admin_secret, partner.id, "0", USER, expiry, "view:*,widget:1", version=partner.ks_version

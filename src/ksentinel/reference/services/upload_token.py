@@ -99,7 +99,7 @@ def upload(
     store = call.platform.store
     row = load_token(call, uploadTokenId)
     if row["status"] not in (PENDING, PARTIAL_UPLOAD):
-        raise ApiException("UPLOAD_TOKEN_INVALID_STATUS_FOR_UPLOAD", {"UPLOAD_TOKEN_ID": uploadTokenId})
+        raise ApiException("UPLOAD_TOKEN_INVALID_STATUS_FOR_UPLOAD", uploadTokenId)
     data = fileData.data
     offset = int(resumeAt)
     if not resume:

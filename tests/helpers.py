@@ -1,0 +1,68 @@
+"""Small wire-level helpers for tests that need to see raw requests and responses."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+from ksentinel.kaltura import ks as ks_lib
+
+
+def raw_call(
+    http: httpx.Client, url: str, service: str, action: str, **params: Any
+) -> tuple[httpx.Response, Any]:
+    """POST a JSON (format=1) call; returns the response and its decoded body (None if not JSON)."""
+    body = {"format": 1, **params}
+    response = http.post(f"{url}/api_v3/service/{service}/action/{action}", json=body)
+    try:
+        decoded = response.json()
+    except (json.JSONDecodeError, ValueError):
+        decoded = None
+    return response, decoded
+
+
+def admin_ks(
+    partner: Any, user: str = "admin", *, version: int = 2, expiry: int = 3600, privileges: str = ""
+) -> str:
+    return ks_lib.build(partner.admin_secret, partner.id, user, 2, expiry, privileges, version=version)
+
+
+def user_ks(partner: Any, user: str = "viewer", *, expiry: int = 3600, privileges: str = "") -> str:
+    return ks_lib.build(partner.admin_secret, partner.id, user, 0, expiry, privileges)
+
+
+def is_error(decoded: Any, code: str | None = None) -> bool:
+    return (
+        isinstance(decoded, dict)
+        and decoded.get("objectType") == "KalturaAPIException"
+        and (code is None or decoded.get("code") == code)
+    )
+
+
+def upload_entry(
+    http: httpx.Client, url: str, ks: str, data: bytes, *, name: str = "clip", filename: str = "clip.mp4"
+) -> dict[str, Any]:
+    """token add -> upload -> addFromUploadedFile over raw HTTP; returns the new entry."""
+    _, token = raw_call(
+        http, url, "uploadToken", "add", ks=ks, uploadToken={"objectType": "KalturaUploadToken"}
+    )
+    assert not is_error(token), token
+    response = http.post(
+        f"{url}/api_v3/service/uploadtoken/action/upload",
+        data={"json": json.dumps({"format": 1, "ks": ks, "uploadTokenId": token["id"]})},
+        files={"fileData": (filename, data, "application/octet-stream")},
+    )
+    assert response.json()["status"] == 2, response.text
+    _, entry = raw_call(
+        http,
+        url,
+        "baseEntry",
+        "addFromUploadedFile",
+        ks=ks,
+        uploadTokenId=token["id"],
+        entry={"objectType": "KalturaMediaEntry", "name": name, "mediaType": 1, "tags": "ksentinel-test"},
+    )
+    assert not is_error(entry), entry
+    return entry
