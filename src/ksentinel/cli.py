@@ -132,12 +132,10 @@ def serve(
         sock.close()
         raise ConfigError(f"cannot use data dir {data_dir}: {exc.strerror or exc}") from exc
     url = url_of(sock)
-    click.echo(
-        f"ksentinel reference platform listening on {url}",
-    )
-    click.echo(f"  {platform.partners_source}")
+    click.echo(f"ksentinel reference platform: {platform.partners_source}")
     if faults:
         click.echo(f"  faults: {', '.join(faults)}")
+    click.echo(f"ksentinel reference platform listening on {url} (Ctrl-C stops it)")
     sys.stdout.flush()
     try:
         serve_forever(platform, sock)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import queue
 import re
-import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import IO
 
 from ksentinel.errors import TargetError
 
@@ -48,30 +50,28 @@ class ReferenceProcess:
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
         self.banner: list[str] = []
+        self._pump: threading.Thread | None = None
 
     def start(self) -> ReferenceProcess:
         self.proc = subprocess.Popen(
             self.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self.env
         )
-        assert self.proc.stdout is not None
-        selector = selectors.DefaultSelector()
-        selector.register(self.proc.stdout, selectors.EVENT_READ)
+        lines: queue.Queue[str | None] = queue.Queue()
+        self._pump = threading.Thread(target=_pump, args=(self.proc.stdout, lines), daemon=True)
+        self._pump.start()
         deadline = time.monotonic() + self.start_timeout
-        try:
-            while time.monotonic() < deadline:
-                if not selector.select(timeout=max(0.0, deadline - time.monotonic())):
-                    break
-                line = self.proc.stdout.readline()
-                if not line:
-                    break
-                self.banner.append(line.rstrip())
-                match = _URL_LINE.search(line)
-                if match:
-                    self.url = match.group(1)
-                    # keep reading the banner's next lines without blocking
-                    return self
-        finally:
-            selector.close()
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = lines.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            self.banner.append(line.rstrip())
+            match = _URL_LINE.search(line)
+            if match:
+                self.url = match.group(1)
+                return self
         output = " | ".join(self.banner[-3:])
         self.kill()
         raise TargetError(f"the reference platform did not start: {output or 'no output'}")
@@ -91,11 +91,28 @@ class ReferenceProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+        if self._pump is not None:
+            self._pump.join(timeout=5)
 
     def __enter__(self) -> ReferenceProcess:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-        if self.proc is not None and self.proc.stdout is not None:
-            self.proc.stdout.close()
+        if self._pump is not None:
+            self._pump.join(timeout=5)  # the pump owns the stream and closes it at EOF
+
+
+def _pump(stream: IO[str] | None, lines: queue.Queue[str | None]) -> None:
+    """Forward the child's output line by line (and keep draining it so it never blocks)."""
+    if stream is None:
+        lines.put(None)
+        return
+    try:
+        for line in stream:
+            lines.put(line)
+    except (OSError, ValueError):
+        pass
+    finally:
+        stream.close()
+        lines.put(None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 import socket
 import threading
 import time
@@ -61,9 +62,21 @@ def _uvicorn_config(platform: Platform) -> uvicorn.Config:
 
 
 def serve_forever(platform: Platform, sock: socket.socket) -> None:
-    """Serve until SIGINT/SIGTERM (uvicorn installs the handlers and shuts down gracefully)."""
+    """Serve until SIGINT or SIGTERM, then finish in-flight requests and return normally."""
     server = uvicorn.Server(_uvicorn_config(platform))
-    server.run(sockets=[sock])
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+
+    def stop(signum: int, frame: object) -> None:
+        if server.should_exit:  # a second signal: stop waiting for open connections
+            server.force_exit = True
+        server.should_exit = True
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.run(sockets=[sock])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @dataclass
