@@ -272,6 +272,19 @@ class KalturaApi:
             result, response.status, response.headers, response.elapsed, response.body, error, execution_time
         )
 
+    def download(self, url: str) -> bytes:
+        """GET ``url`` (an entry's ``downloadUrl``) through this client's transport and deadline."""
+        response = self.transport.send(
+            HttpRequest("GET", url, {"User-Agent": f"ksentinel/{__version__}"}, None, self.timeout)
+        )
+        if response.status != 200:
+            raise KalturaApiError(
+                f"HTTP_{response.status}",
+                f"download answered HTTP {response.status}",
+                http_status=response.status,
+            )
+        return response.body
+
     # --- chunked upload --------------------------------------------------------------------------
 
     def upload_chunk(

@@ -24,6 +24,7 @@ import ssl
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -37,6 +38,10 @@ from ksentinel.kaltura.redact import redact
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
+
+#: The name of the flow step the current request belongs to (``upload.chunk``). Flows set it; a
+#: transport that reports per-request statistics (Locust's) names each request after it.
+STEP_LABEL: ContextVar[str] = ContextVar("ksentinel_step_label", default="")
 DEFAULT_TIMEOUT = 30.0
 
 

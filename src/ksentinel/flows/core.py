@@ -1,0 +1,253 @@
+"""The flow engine: a registry of flows, the context they run in, and their step-by-step results.
+
+A flow is a plain function ``flow(ctx: FlowContext) -> None`` that talks to the API through
+``ctx.api`` (a :class:`~ksentinel.kaltura.api.KalturaApi`) and wraps each stage in
+``with ctx.step("upload.chunk"):``. A step that raises, or whose invariant
+(:meth:`FlowContext.check`) does not hold, fails the flow with a
+:class:`~ksentinel.errors.FlowFailure` naming the step. Whatever happens, everything the flow
+registered with ``ctx.cleanup`` is removed afterwards. Flows never know who drives them: the
+contract suite, Locust users and the probe scheduler all call :func:`run_flow`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ksentinel.errors import FlowFailure, KalturaApiError, KsentinelError, TargetError
+from ksentinel.flows.sessions import Sessions
+from ksentinel.kaltura.api import KalturaApi
+from ksentinel.kaltura.transport import STEP_LABEL
+
+log = logging.getLogger(__name__)
+
+TAG = "ksentinel"
+FlowFunction = Callable[["FlowContext"], None]
+
+
+@dataclass(frozen=True)
+class FlowOptions:
+    """Knobs a driver may turn (sizes come from load profiles, bounds from probe config)."""
+
+    upload_bytes: int = 512 * 1024
+    chunk_bytes: int = 128 * 1024
+    ready_timeout: float = 60.0
+    poll_interval: float = 0.2
+    list_seed: int = 7
+    list_page_size: int = 3
+    require_cache_headers: bool = True
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """One step of one flow run."""
+
+    flow: str
+    name: str
+    duration: float
+    ok: bool
+    reason: str = ""
+    code: str = ""
+
+    @property
+    def outcome(self) -> str:
+        return "success" if self.ok else "failure"
+
+
+@dataclass
+class FlowResult:
+    """A whole flow run: ``ok`` unless a step failed; ``skipped`` when the target lacks what it needs."""
+
+    flow: str
+    steps: list[StepResult] = field(default_factory=list)
+    failure: FlowFailure | None = None
+    error: KsentinelError | None = None
+    skipped: str = ""
+    duration: float = 0.0
+    cleanup_errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None and self.error is None and not self.skipped
+
+    @property
+    def status(self) -> str:
+        """``success``, ``failure`` (a broken invariant), ``error`` (could not run) or ``skipped``."""
+        if self.skipped:
+            return "skipped"
+        if self.failure is not None:
+            return "failure"
+        return "error" if self.error is not None else "success"
+
+
+class FlowSkipped(Exception):
+    """The target lacks what the flow needs (a peer partner, a user secret)."""
+
+
+class Cleanup:
+    """Undo actions for what a run created, run last-in first-out and never allowed to fail the run."""
+
+    def __init__(self) -> None:
+        self._actions: list[tuple[str, Callable[[], Any]]] = []
+
+    def add(self, description: str, action: Callable[[], Any]) -> None:
+        self._actions.append((description, action))
+
+    def run(self) -> list[str]:
+        errors: list[str] = []
+        while self._actions:
+            description, action = self._actions.pop()
+            try:
+                action()
+            except KalturaApiError as exc:
+                if exc.code not in ("ENTRY_ID_NOT_FOUND", "UPLOAD_TOKEN_NOT_FOUND"):
+                    errors.append(f"{description}: {exc}")
+            except KsentinelError as exc:
+                errors.append(f"{description}: {exc}")
+        return errors
+
+    def __len__(self) -> int:
+        return len(self._actions)
+
+
+StepListener = Callable[[StepResult], None]
+
+
+class FlowContext:
+    """What a flow gets: an admin API client, sessions, a run tag, clean-up and options."""
+
+    def __init__(
+        self,
+        api: KalturaApi,
+        sessions: Sessions,
+        *,
+        run_id: str | None = None,
+        options: FlowOptions | None = None,
+        listeners: tuple[StepListener, ...] = (),
+    ) -> None:
+        self.sessions = sessions
+        self.api = api.with_ks(sessions.admin())
+        self.run_id = run_id or new_run_id()
+        self.options = options or FlowOptions()
+        self.listeners = listeners
+        self.cleanup = Cleanup()
+        self.flow_name = ""
+        self.steps: list[StepResult] = []
+        self.notes: dict[str, Any] = {}
+
+    @property
+    def tags(self) -> str:
+        """The tags every created entry carries: ``ksentinel`` and this run's tag."""
+        return f"{TAG},{TAG}-{self.run_id}"
+
+    def api_as(self, ks: str) -> KalturaApi:
+        """A client sharing this context's transport but calling with ``ks``."""
+        return self.api.with_ks(ks)
+
+    @contextlib.contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        """Time one step; an API error or a broken check inside fails it (and the flow)."""
+        token = STEP_LABEL.set(name)
+        started = time.perf_counter()
+        try:
+            yield
+        except FlowFailure as exc:
+            self._record(name, started, False, exc.reason, exc.code or "")
+            raise
+        except KalturaApiError as exc:
+            self._record(name, started, False, str(exc), exc.code)
+            raise FlowFailure(name, f"unexpected {exc.code}: {exc.message}", code=exc.code) from exc
+        except TargetError as exc:
+            code = getattr(exc, "code", "TARGET")
+            self._record(name, started, False, str(exc), str(code))
+            raise
+        else:
+            self._record(name, started, True)
+        finally:
+            STEP_LABEL.reset(token)
+
+    def check(self, condition: bool, reason: str, *, code: str = "") -> None:
+        """Fail the current step with ``reason`` unless ``condition`` holds."""
+        if not condition:
+            raise FlowFailure(STEP_LABEL.get() or self.flow_name, reason, code=code or None)
+
+    def require(self, condition: bool, reason: str) -> None:
+        """Skip the flow (not fail it) when the target lacks something it needs."""
+        if not condition:
+            raise FlowSkipped(reason)
+
+    def _record(self, name: str, started: float, ok: bool, reason: str = "", code: str = "") -> None:
+        result = StepResult(self.flow_name, name, time.perf_counter() - started, ok, reason, code)
+        self.steps.append(result)
+        for listener in self.listeners:
+            try:
+                listener(result)
+            except Exception:  # a broken listener must not break the flow
+                log.exception("step listener failed")
+
+
+@dataclass(frozen=True)
+class Flow:
+    name: str
+    function: FlowFunction
+    description: str
+    steps: tuple[str, ...]
+
+
+REGISTRY: dict[str, Flow] = {}
+
+
+def flow(name: str, *, description: str, steps: tuple[str, ...]) -> Callable[[FlowFunction], FlowFunction]:
+    """Register a flow; ``steps`` lists its stable step names (for dashboards and docs)."""
+
+    def register(function: FlowFunction) -> FlowFunction:
+        if name in REGISTRY and REGISTRY[name].function is not function:
+            raise RuntimeError(f"flow {name!r} is registered twice")
+        REGISTRY[name] = Flow(name, function, description, steps)
+        return function
+
+    return register
+
+
+def get_flow(name: str) -> Flow:
+    from ksentinel.flows import load_builtin
+
+    load_builtin()
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise KsentinelError(f"unknown flow {name!r}; known flows: {', '.join(sorted(REGISTRY))}") from None
+
+
+def run_flow(flow_def: Flow, ctx: FlowContext) -> FlowResult:
+    """Run one flow in ``ctx``, then its clean-up; never raises for API or target trouble."""
+    ctx.flow_name = flow_def.name
+    ctx.steps = []
+    result = FlowResult(flow_def.name)
+    started = time.perf_counter()
+    try:
+        flow_def.function(ctx)
+    except FlowSkipped as exc:
+        result.skipped = str(exc)
+    except FlowFailure as exc:
+        result.failure = exc
+    except KsentinelError as exc:
+        result.error = exc
+    finally:
+        label = STEP_LABEL.set(f"{flow_def.name}.cleanup")
+        try:
+            result.cleanup_errors = ctx.cleanup.run()
+        finally:
+            STEP_LABEL.reset(label)
+        result.steps = list(ctx.steps)
+        result.duration = time.perf_counter() - started
+    return result
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d%H%M%S") + "-" + uuid.uuid4().hex[:6]

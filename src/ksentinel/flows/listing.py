@@ -1,0 +1,127 @@
+"""The list flow: paging has no duplicates or gaps, totals agree, filters narrow, order holds."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from ksentinel.flows.core import FlowContext, flow
+from ksentinel.flows.entries import NO_CONTENT, add_entry
+
+MAX_PAGE_SIZE = 500
+STEPS = (
+    "list.seed",
+    "list.first_page",
+    "list.page",
+    "list.total_count",
+    "list.ordering",
+    "list.page_size_clamp",
+    "list.narrower_filter",
+)
+
+
+def _objects(response: Any) -> list[dict[str, Any]]:
+    return list(response.get("objects") or []) if isinstance(response, dict) else []
+
+
+@flow(
+    "list",
+    description="seeded entries paged with filter + pager: no duplicates or gaps, totalCount, clamp, subset, order",
+    steps=STEPS,
+)
+def list_flow(ctx: FlowContext) -> None:
+    api = ctx.api
+    reference = f"ksentinel-list-{ctx.run_id}"
+    count = max(2, ctx.options.list_seed)
+    page_size = max(1, min(ctx.options.list_page_size, count - 1))
+    names = [f"ksentinel-list-{i:03d}-{'odd' if i % 2 else 'even'}" for i in range(count)]
+    creation_order = names[:]
+    random.Random(ctx.run_id).shuffle(creation_order)
+    with ctx.step("list.seed"):
+        seeded = {add_entry(ctx, name, referenceId=reference)["id"]: name for name in creation_order}
+    base_filter = {
+        "objectType": "KalturaBaseEntryFilter",
+        "referenceIdEqual": reference,
+        "statusEqual": NO_CONTENT,
+        "orderBy": "+name",
+    }
+
+    pages: list[list[dict[str, Any]]] = []
+    with ctx.step("list.first_page"):
+        first = api.call(
+            "baseEntry",
+            "list",
+            filter=base_filter,
+            pager={"objectType": "KalturaFilterPager", "pageSize": page_size, "pageIndex": 1},
+        )
+        total = first.get("totalCount") if isinstance(first, dict) else None
+        ctx.check(str(total) == str(count), f"totalCount {total!r} for {count} seeded entries")
+        ctx.check(
+            len(_objects(first)) == page_size,
+            f"first page has {len(_objects(first))} objects, pageSize {page_size}",
+        )
+        pages.append(_objects(first))
+    page_count = -(-count // page_size)
+    for index in range(2, page_count + 2):  # one page past the end must be empty
+        with ctx.step("list.page"):
+            page = api.call(
+                "baseEntry",
+                "list",
+                filter=base_filter,
+                pager={"objectType": "KalturaFilterPager", "pageSize": page_size, "pageIndex": index},
+            )
+            ctx.check(
+                str(page.get("totalCount")) == str(count),
+                f"page {index} says totalCount {page.get('totalCount')!r}, page 1 said {count}",
+            )
+            pages.append(_objects(page))
+    with ctx.step("list.total_count"):
+        ids = [item.get("id") for page in pages for item in page]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        ctx.check(not duplicates, f"pages overlap: {len(duplicates)} entries appear twice")
+        missing = set(seeded) - set(ids)
+        ctx.check(not missing, f"paging skipped {len(missing)} of {count} entries")
+        ctx.check(not set(ids) - set(seeded), "paging returned entries outside the filter")
+        counted = api.call("baseEntry", "count", filter=base_filter)
+        ctx.check(str(counted) == str(count), f"baseEntry.count says {counted!r}, list totalCount {count}")
+    with ctx.step("list.ordering"):
+        listed_names = [item.get("name") for page in pages for item in page]
+        ctx.check(listed_names == sorted(names), "orderBy +name does not hold across pages")
+        reverse = api.call(
+            "baseEntry",
+            "list",
+            filter={**base_filter, "orderBy": "-name"},
+            pager={"objectType": "KalturaFilterPager", "pageSize": count},
+        )
+        ctx.check(
+            [item.get("name") for item in _objects(reverse)] == sorted(names, reverse=True),
+            "orderBy -name does not hold",
+        )
+    with ctx.step("list.page_size_clamp"):
+        big = api.call(
+            "baseEntry",
+            "list",
+            filter=base_filter,
+            pager={"objectType": "KalturaFilterPager", "pageSize": MAX_PAGE_SIZE + 1},
+        )
+        ctx.check(
+            len(_objects(big)) <= MAX_PAGE_SIZE,
+            f"pageSize {MAX_PAGE_SIZE + 1} returned {len(_objects(big))} objects",
+        )
+        ctx.check(
+            len(_objects(big)) == count,
+            f"pageSize {MAX_PAGE_SIZE + 1} returned {len(_objects(big))} of {count}",
+        )
+    with ctx.step("list.narrower_filter"):
+        narrow = api.call(
+            "baseEntry",
+            "list",
+            filter={**base_filter, "nameLike": "-odd"},
+            pager={"objectType": "KalturaFilterPager", "pageSize": count},
+        )
+        narrow_ids = {item.get("id") for item in _objects(narrow)}
+        expected = {entry_id for entry_id, name in seeded.items() if name.endswith("-odd")}
+        ctx.check(narrow_ids <= set(seeded), "a narrower filter returned entries the wider one did not")
+        ctx.check(
+            narrow_ids == expected, f"nameLike returned {len(narrow_ids)} entries, expected {len(expected)}"
+        )

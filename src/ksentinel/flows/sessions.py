@@ -1,0 +1,101 @@
+"""Sessions for flows: KS built locally from the partner's secret, reused and refreshed before expiry.
+
+Building a KS locally costs no API call, so a probe or a load user does not hammer ``session.start``
+(the session flow exercises that action on purpose). A KS is refreshed when less than a quarter of
+its lifetime is left.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from ksentinel.kaltura import ks as ks_lib
+from ksentinel.kaltura.redact import mask_secret, register_secret
+
+ADMIN, USER = 2, 0
+DEFAULT_EXPIRY = 3600
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What flows may use to open sessions; secrets never leave this object except as KS."""
+
+    partner_id: int
+    admin_secret: str
+    user_secret: str | None = None
+    peer_partner_id: int | None = None
+    peer_admin_secret: str | None = None
+    ks_version: int = 2
+
+    def __post_init__(self) -> None:
+        for secret in (self.admin_secret, self.user_secret, self.peer_admin_secret):
+            register_secret(secret)
+
+    @property
+    def has_peer(self) -> bool:
+        return self.peer_partner_id is not None and bool(self.peer_admin_secret)
+
+    def __repr__(self) -> str:
+        return f"Credentials(partner_id={self.partner_id}, admin_secret={mask_secret(self.admin_secret)}, peer={self.peer_partner_id})"
+
+
+class Sessions:
+    """A small thread-safe pool of KS keyed by (partner, user, type, privileges)."""
+
+    def __init__(
+        self, credentials: Credentials, *, expiry: int = DEFAULT_EXPIRY, user_prefix: str = "ksentinel"
+    ) -> None:
+        self.credentials = credentials
+        self.expiry = expiry
+        self.user_prefix = user_prefix
+        self._pool: dict[tuple[int, str, int, str], tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def _get(self, partner_id: int, secret: str, user: str, session_type: int, privileges: str) -> str:
+        key = (partner_id, user, session_type, privileges)
+        now = time.time()
+        with self._lock:
+            cached = self._pool.get(key)
+            if cached and cached[1] - now > self.expiry / 4:
+                return cached[0]
+            token = ks_lib.build(
+                secret,
+                partner_id,
+                user,
+                session_type,
+                self.expiry,
+                privileges,
+                version=self.credentials.ks_version,
+                now=now,
+            )
+            self._pool[key] = (token, now + self.expiry)
+            return token
+
+    def admin(self, user: str | None = None, privileges: str = "") -> str:
+        """An ADMIN KS of the primary partner."""
+        c = self.credentials
+        return self._get(c.partner_id, c.admin_secret, user or f"{self.user_prefix}-admin", ADMIN, privileges)
+
+    def user(self, user: str | None = None, privileges: str = "") -> str:
+        """A USER KS of the primary partner (signed with the admin secret, as the server signs them)."""
+        c = self.credentials
+        return self._get(c.partner_id, c.admin_secret, user or f"{self.user_prefix}-user", USER, privileges)
+
+    def peer_admin(self, user: str | None = None, privileges: str = "") -> str | None:
+        """An ADMIN KS of the second partner, or None when no peer is configured."""
+        c = self.credentials
+        if not c.has_peer:
+            return None
+        assert c.peer_partner_id is not None and c.peer_admin_secret is not None
+        return self._get(
+            c.peer_partner_id, c.peer_admin_secret, user or f"{self.user_prefix}-admin", ADMIN, privileges
+        )
+
+    def expired_admin(self) -> str:
+        """A correctly signed ADMIN KS that expired a minute ago (for security checks)."""
+        c = self.credentials
+        return ks_lib.build(
+            c.admin_secret, c.partner_id, f"{self.user_prefix}-expired", ADMIN, -60, version=c.ks_version
+        )

@@ -1,0 +1,111 @@
+"""The upload flow: token, chunked upload, entry from the token, READY, listed, content intact."""
+
+from __future__ import annotations
+
+from ksentinel.flows.core import FlowContext, flow
+from ksentinel.flows.entries import READY, content, forget_later, sha256, wait_ready
+
+STEPS = (
+    "upload.token_add",
+    "upload.chunk",
+    "upload.add_entry",
+    "upload.wait_ready",
+    "upload.listed",
+    "upload.content_match",
+    "upload.delete",
+)
+
+
+@flow(
+    "upload",
+    description="uploadToken.add -> chunked upload -> addFromUploadedFile -> READY -> listed -> same bytes",
+    steps=STEPS,
+)
+def upload_flow(ctx: FlowContext) -> None:
+    options = ctx.options
+    data = content(options.upload_bytes, ctx.run_id)
+    api = ctx.api
+    with ctx.step("upload.token_add"):
+        token = api.call(
+            "uploadToken",
+            "add",
+            uploadToken={
+                "objectType": "KalturaUploadToken",
+                "fileName": f"ksentinel-{ctx.run_id}.mp4",
+                "fileSize": len(data),
+            },
+        )
+        ctx.check(isinstance(token, dict) and bool(token.get("id")), "uploadToken.add returned no token id")
+        ctx.check(
+            str(token.get("status")) == "0",
+            f"a new token has status {token.get('status')!r}, expected 0 (PENDING)",
+        )
+    token_id = token["id"]
+    ctx.cleanup.add(
+        f"upload token {token_id}", lambda: api.call("uploadToken", "delete", uploadTokenId=token_id)
+    )
+
+    chunk_size = max(1, options.chunk_bytes)
+    offsets = list(range(0, len(data), chunk_size)) or [0]
+    for index, offset in enumerate(offsets):
+        chunk = data[offset : offset + chunk_size]
+        final = index == len(offsets) - 1
+        with ctx.step("upload.chunk"):
+            token = api.upload_chunk(
+                token_id,
+                chunk,
+                resume=index > 0,
+                final_chunk=final,
+                resume_at=offset if index else -1,
+                filename=f"ksentinel-{ctx.run_id}.mp4",
+            )
+            uploaded = int(float(token.get("uploadedFileSize") or 0))
+            ctx.check(
+                uploaded == offset + len(chunk),
+                f"after {offset + len(chunk)} bytes the token reports {uploaded}",
+            )
+            expected = "2" if final else "1"
+            ctx.check(
+                str(token.get("status")) == expected,
+                f"token status {token.get('status')!r} after {'the final' if final else 'a'} chunk, expected {expected}",
+            )
+
+    with ctx.step("upload.add_entry"):
+        entry = api.call(
+            "baseEntry",
+            "addFromUploadedFile",
+            uploadTokenId=token_id,
+            entry={
+                "objectType": "KalturaMediaEntry",
+                "mediaType": 1,
+                "name": f"ksentinel upload {ctx.run_id}",
+                "tags": ctx.tags,
+            },
+        )
+        ctx.check(isinstance(entry, dict) and bool(entry.get("id")), "addFromUploadedFile returned no entry")
+    entry_id = entry["id"]
+    forget_later(ctx, entry_id)
+
+    with ctx.step("upload.wait_ready"):
+        entry = wait_ready(ctx, entry_id)
+
+    with ctx.step("upload.listed"):
+        listed = api.call(
+            "baseEntry",
+            "list",
+            filter={"objectType": "KalturaBaseEntryFilter", "idIn": entry_id, "statusEqual": READY},
+        )
+        ids = [item.get("id") for item in listed.get("objects") or []]
+        ctx.check(ids == [entry_id], f"the READY entry is not listed (got {ids})")
+
+    with ctx.step("upload.content_match"):
+        url = entry.get("downloadUrl")
+        ctx.check(bool(url), "the READY entry has no downloadUrl")
+        stored = api.download(str(url))
+        ctx.check(len(stored) == len(data), f"stored content has {len(stored)} bytes, uploaded {len(data)}")
+        ctx.check(
+            sha256(stored) == sha256(data), "stored content differs from what was uploaded (sha256 mismatch)"
+        )
+
+    with ctx.step("upload.delete"):
+        api.call("baseEntry", "delete", entryId=entry_id)
