@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from ksentinel.reference.apidef import SCHEMA
-from ksentinel.reference.model import (
+from ksentinel.schema.model import (
     SIMPLE_TYPES,
     ActionDef,
     ClassDef,

@@ -1,4 +1,4 @@
-"""What the reference platform implements, declared as a :class:`~ksentinel.reference.model.Schema`.
+"""What the reference platform implements, declared as a :class:`~ksentinel.schema.model.Schema`.
 
 Names, types, flags, base classes, parameter order, default literals, result types and error templates
 follow the real Kaltura OVP schema (API 22.15.0, ``api_schema.php``) for the subset the platform serves:
@@ -8,7 +8,7 @@ sessions, upload tokens, base/media entries and ``system.ping``. Descriptions ar
 
 from __future__ import annotations
 
-from ksentinel.reference.model import (
+from ksentinel.schema.model import (
     ActionDef,
     ClassDef,
     EnumDef,

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ksentinel.reference.errors import ApiException
-from ksentinel.reference.model import ActionDef, ParamDef, PropDef, Schema
+from ksentinel.schema.model import ActionDef, EnumDef, ParamDef, PropDef, Schema
 
 _INVALID_XML_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 MAX_NESTING = 8
@@ -71,6 +71,22 @@ class Decoder:
 
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
+        # per class / enum lookups derived from the (immutable) schema, built on first use
+        self._key_positions: dict[str, dict[str, tuple[int, ...]]] = {}
+        self._enum_values: dict[str, frozenset[str]] = {}
+
+    def _positions(self, class_name: str) -> dict[str, tuple[int, ...]]:
+        """For each key a sent object may carry (``name``, ``name__null``), the indexes in
+        ``schema.properties(class_name)`` of the properties it concerns."""
+        positions = self._key_positions.get(class_name)
+        if positions is None:
+            found: dict[str, list[int]] = {}
+            for index, prop in enumerate(self.schema.properties(class_name)):
+                found.setdefault(prop.name, []).append(index)
+                found.setdefault(f"{prop.name}__null", []).append(index)
+            positions = {key: tuple(indexes) for key, indexes in found.items()}
+            self._key_positions[class_name] = positions
+        return positions
 
     # ---- scalars ------------------------------------------------------------------------------
     def _string(self, value: Any, where: str) -> str:
@@ -87,7 +103,7 @@ class Decoder:
             raw = 1 if raw.lower() == "true" else 0
         value: Any = parse_int(raw) if is_int else _to_text(raw)
         not_a_number = is_int and isinstance(raw, str) and not re.fullmatch(r"\s*[+-]?\d+\s*", raw)
-        if not_a_number or (enum is not None and str(value) not in enum.values()):
+        if not_a_number or (enum is not None and str(value) not in self._values_of(enum_name, enum)):
             raise ApiException("INVALID_ENUM_VALUE", raw, where, enum_name)
         return value
 
@@ -101,6 +117,12 @@ class Decoder:
         if type_name == "bool":
             return parse_bool(raw)
         return self._string(raw, where)
+
+    def _values_of(self, enum_name: str, enum: EnumDef) -> frozenset[str]:
+        values = self._enum_values.get(enum_name)
+        if values is None:
+            values = self._enum_values[enum_name] = enum.values()
+        return values
 
     # ---- objects ------------------------------------------------------------------------------
     def obj(self, raw: Any, declared: str, mode: str, where: str, depth: int = 0) -> dict[str, Any] | None:
@@ -121,7 +143,11 @@ class Decoder:
         if cls is None or cls.abstract:
             raise ApiException("OBJECT_TYPE_ABSTRACT", class_name)
         result: dict[str, Any] = {"objectType": class_name}
-        for prop in self.schema.properties(class_name):
+        props = self.schema.properties(class_name)
+        positions = self._positions(class_name)
+        # only the properties the object mentions, in schema order (the others are skipped anyway)
+        mentioned = sorted({index for key in raw for index in positions.get(key, ())})
+        for prop in (props[index] for index in mentioned):
             null_key = f"{prop.name}__null"
             if null_key in raw:
                 self._check_writable(prop, class_name, mode)

@@ -7,7 +7,9 @@ the same path and resolve ``{N:result:...}`` back-references between them.
 
 from __future__ import annotations
 
+import functools
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +18,7 @@ from ksentinel.kaltura import ks as ks_lib
 from ksentinel.kaltura.redact import mask_ks
 from ksentinel.reference import faults as fault_lib
 from ksentinel.reference.apidef import SCHEMA
-from ksentinel.reference.cache import CachedResponse, CallerIdentity, cache_key
+from ksentinel.reference.cache import DEFAULT_TTL, CachedResponse, CallerIdentity, cache_key
 from ksentinel.reference.codec import Decoder, parse_int
 from ksentinel.reference.errors import ApiException
 from ksentinel.reference.platform import Platform
@@ -38,6 +40,13 @@ ANONYMOUS_ACTIONS = frozenset(
 )
 USER_FORBIDDEN = frozenset({("session", "get")})
 _BACK_REFERENCE = re.compile(r"\{([0-9]+):result:?(.*)?\}")
+# Decoding and verifying a KS (base64, AES, SHA-1) and hashing it for the logout check cost more than
+# the rest of a cached read, and clients send the same KS again and again: remember the answers of
+# these pure functions (failures raise, so they are never remembered; the secrets are part of the
+# key, so another platform or partner never reuses a verification).
+_ks_decode = functools.lru_cache(maxsize=4096)(ks_lib.decode)
+_ks_verify = functools.lru_cache(maxsize=4096)(ks_lib.verify)
+_ks_hash = functools.lru_cache(maxsize=4096)(ks_hash)
 
 load_all()
 _DECODER = Decoder(SCHEMA)
@@ -67,14 +76,14 @@ def authenticate(platform: Platform, ks: str | None) -> Caller:
     if not ks:
         return Caller(partner_id=0)
     try:
-        envelope = ks_lib.decode(ks)
+        envelope = _ks_decode(ks)
     except ks_lib.KsError as exc:
         raise _invalid_ks(mask_ks(ks)) from exc
     partner = platform.partners.get(envelope.partner_id)
     if partner is None:
         raise _invalid_ks(mask_ks(ks))
     try:
-        info = ks_lib.verify(envelope, partner.admin_secrets)
+        info = _ks_verify(envelope, tuple(partner.admin_secrets))
     except ks_lib.KsError as exc:
         if not platform.has("ks-signature-ignored"):
             raise _invalid_ks(mask_ks(ks)) from exc
@@ -98,7 +107,7 @@ def check_session(platform: Platform, caller: Caller) -> None:
         return
     if caller.info.expired() and not platform.has("ks-expiry-ignored"):
         raise _invalid_ks("EXPIRED")
-    if ks_hash(caller.ks) in platform.ended:
+    if _ks_hash(caller.ks) in platform.ended:
         raise _invalid_ks("LOGOUT")
 
 
@@ -155,11 +164,11 @@ def call_action(
                 include_partner=not platform.has("cache-leak"),
             )
             outcome.cache_partner = caller.partner_id
-            outcome.cache_ttl = _ttl(platform) if use_cache else 0.0
             if use_cache and lookup is not None:
                 outcome.cached = lookup(outcome.cache_key)
                 if outcome.cached is not None:
                     return outcome
+            outcome.cache_ttl = _ttl(platform) if use_cache else 0.0
         result = registration.handler(call, **arguments)
         if registration.writes and caller.partner_id:
             outcome.wrote_partner = caller.partner_id
@@ -175,10 +184,6 @@ def call_action(
 
 
 def _ttl(platform: Platform) -> float:
-    import time
-
-    from ksentinel.reference.cache import DEFAULT_TTL
-
     next_change = platform.store.next_transition_at()
     ttl = DEFAULT_TTL if next_change is None else min(DEFAULT_TTL, next_change - time.time())
     return max(ttl, 0.0)

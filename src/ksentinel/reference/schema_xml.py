@@ -1,4 +1,4 @@
-"""``/api_v3/api_schema.php``: a :class:`~ksentinel.reference.model.Schema` written as ``KalturaClient.xml``.
+"""``/api_v3/api_schema.php``: a :class:`~ksentinel.schema.model.Schema` written as ``KalturaClient.xml``.
 
 The output follows the real file byte for byte in layout (libxml's two-space indentation, self-closing
 empty elements, attribute order, entity escaping) and in order:
@@ -22,7 +22,7 @@ import hashlib
 import re
 import time
 
-from ksentinel.reference.model import ActionDef, ClassDef, EnumDef, ErrorDef, PropDef, Schema, ServiceDef
+from ksentinel.schema.model import ActionDef, ClassDef, EnumDef, ErrorDef, PropDef, Schema, ServiceDef
 
 _Attrs = list[tuple[str, str]]
 
@@ -169,7 +169,12 @@ def _element(tag: str, attrs: _Attrs, children: list[str]) -> list[str]:
 
 def _enum_lines(enum: EnumDef) -> list[str]:
     consts = [f"<const{_attrs([('name', name), ('value', value)])}/>" for name, value in _sorted_consts(enum)]
-    return _element("enum", [("name", enum.name), ("enumType", enum.enum_type)], consts)
+    attrs: _Attrs = [("name", enum.name), ("enumType", enum.enum_type)]
+    if enum.deprecated:
+        attrs.append(("deprecated", "1"))
+    if enum.plugin:
+        attrs.append(("plugin", enum.plugin))
+    return _element("enum", attrs, consts)
 
 
 def _class_lines(cls: ClassDef) -> list[str]:
@@ -178,7 +183,11 @@ def _class_lines(cls: ClassDef) -> list[str]:
         attrs.append(("abstract", "1"))
     if cls.base:
         attrs.append(("base", cls.base))
+    if cls.plugin:
+        attrs.append(("plugin", cls.plugin))
     attrs.append(("description", cls.description))
+    if cls.deprecated:
+        attrs.append(("deprecated", "1"))
     return _element("class", attrs, [line for prop in cls.props for line in _property_lines(prop)])
 
 
@@ -194,23 +203,34 @@ def _property_lines(prop: PropDef) -> list[str]:
         ("readOnly", _flag(prop.read_only)),
         ("insertOnly", _flag(prop.insert_only)),
         ("writeOnly", _flag(prop.write_only)),
-        ("multiLingual", "0"),
-        ("description", prop.description),
+        ("multiLingual", _flag(prop.multi_lingual)),
     ]
+    if prop.values_enum_type:
+        attrs.append(("valuesEnumType", prop.values_enum_type))
+    if prop.requires_permissions:
+        attrs.append(("requiresPermissions", prop.requires_permissions))
+    attrs.append(("description", prop.description))
     for name, value in (
         ("minLength", prop.min_length),
         ("maxLength", prop.max_length),
         ("minValue", prop.min_value),
         ("maxValue", prop.max_value),
+        ("utf8truncate", prop.utf8_truncate),
     ):
         if value is not None:
             attrs.append((name, str(value)))
+    if prop.deprecated:
+        attrs.append(("deprecated", "1"))
     return _element("property", attrs, [])
 
 
 def _service_lines(service: ServiceDef) -> list[str]:
     actions = sorted(service.actions, key=lambda action: action.name.lower())
     attrs = [("id", service.id), ("name", service.name), ("description", service.description)]
+    if service.deprecated:
+        attrs.append(("deprecated", "1"))
+    if service.plugin:
+        attrs.append(("plugin", service.plugin))
     return _element("service", attrs, [line for action in actions for line in _action_lines(action)])
 
 
@@ -236,12 +256,18 @@ def _action_lines(action: ActionDef) -> list[str]:
             result.append(("arrayType", action.result_array_type))
     children += _element("result", result, [])
     children += [f"<throws{_attrs([('name', name)])}/>" for name in action.throws]
-    attrs = [
-        ("name", action.name),
+    attrs = [("name", action.name)]
+    if action.deprecated:
+        attrs.append(("deprecated", "1"))
+    attrs += [
         ("description", action.description),
         ("enableInMultiRequest", _flag(action.enable_in_multirequest)),
-        ("sessionRequired", action.session_required),
     ]
+    if action.action_alias:
+        attrs.append(("actionAlias", action.action_alias))
+    if action.plugin:
+        attrs.append(("plugin", action.plugin))
+    attrs.append(("sessionRequired", action.session_required))
     return _element("action", attrs, children)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from ksentinel.reference.errors import ApiException
-from ksentinel.reference.model import Schema
+from ksentinel.schema.model import Schema
 
 JSON, XML, PHP, JSONP = 1, 2, 3, 9
 SUPPORTED_FORMATS = frozenset({JSON, XML, PHP, JSONP})

@@ -26,7 +26,9 @@ def bind(host: str, port: int) -> socket.socket:
     if host not in LOOPBACK:
         raise ConfigError(f"the reference platform listens on loopback only (127.0.0.1 or ::1), not {host!r}")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto IPPROTO_TCP (not 0): asyncio sets TCP_NODELAY only on sockets that say they are TCP, and
+    # accepted sockets inherit it; without it every keep-alive answer stalls ~40 ms (Nagle + delayed ACK)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

@@ -205,6 +205,9 @@ class Store:
         return moved > 0
 
     def next_transition_at(self) -> float | None:
+        """When the next entry becomes READY (None if none is transcoding); never in the past: due
+        transitions are applied first, so a cache TTL bounded by it is not zero for no reason."""
+        self.promote_ready()
         return self._next_ready_at
 
     # ---- entries ---------------------------------------------------------------------------------

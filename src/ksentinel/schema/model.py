@@ -1,4 +1,4 @@
-"""The types that describe an API: enums, classes, services, actions and errors.
+"""The types that describe a Kaltura API: enums, classes, services, actions and errors.
 
 The reference platform declares what it implements with these types (``apidef.py``); the same
 declaration drives parameter parsing, response serialization and ``/api_v3/api_schema.php``, so the
@@ -18,6 +18,8 @@ class EnumDef:
     name: str
     enum_type: str  # "int" | "string"
     consts: tuple[tuple[str, str], ...]  # (NAME, value as text), sorted by value as the real schema is
+    deprecated: bool = False
+    plugin: str | None = None  # the plugin that declares the enum
 
     def values(self) -> frozenset[str]:
         return frozenset(value for _, value in self.consts)
@@ -38,6 +40,11 @@ class PropDef:
     max_length: int | None = None
     min_value: int | None = None
     max_value: int | None = None
+    multi_lingual: bool = False  # ``name`` also comes as ``multiLingual_name`` (array of translations)
+    values_enum_type: str | None = None  # a comma-separated list of this enum's values
+    requires_permissions: str | None = None  # e.g. "insert,update": only with a permission to set it
+    utf8_truncate: int | None = None  # the server truncates longer values to this many bytes
+    deprecated: bool = False
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,8 @@ class ClassDef:
     base: str | None = None
     abstract: bool = False
     description: str = ""
+    plugin: str | None = None
+    deprecated: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,9 @@ class ActionDef:
     session_required: str = "always"  # "always" | "optional" | "none"
     description: str = ""
     throws: tuple[str, ...] = ()
+    deprecated: bool = False
+    action_alias: str | None = None  # "service.action" this action is also reachable as
+    plugin: str | None = None  # the plugin that adds this action to a core service
 
     @property
     def enable_in_multirequest(self) -> bool:
@@ -78,10 +90,19 @@ class ActionDef:
 
 @dataclass(frozen=True)
 class ServiceDef:
+    """A service; two services are equal whatever the order of their actions (Kaltura dispatches
+    actions by name and the schema file sorts them by name)."""
+
     id: str  # URL name, lowercase
     name: str  # camelCase
-    actions: tuple[ActionDef, ...]
+    actions: tuple[ActionDef, ...] = field(compare=False)
     description: str = ""
+    plugin: str | None = None
+    deprecated: bool = False
+    _actions_by_name: tuple[ActionDef, ...] = field(default=(), init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_actions_by_name", tuple(sorted(self.actions, key=lambda a: a.name)))
 
 
 @dataclass(frozen=True)
@@ -100,8 +121,10 @@ class Schema:
     classes: dict[str, ClassDef]
     services: dict[str, ServiceDef]
     errors: dict[str, ErrorDef]
-    _props_cache: dict[str, tuple[PropDef, ...]] = field(default_factory=dict, repr=False)
-    _actions: dict[tuple[str, str], tuple[ServiceDef, ActionDef]] = field(default_factory=dict, repr=False)
+    _props_cache: dict[str, tuple[PropDef, ...]] = field(default_factory=dict, repr=False, compare=False)
+    _actions: dict[tuple[str, str], tuple[ServiceDef, ActionDef]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         for service in self.services.values():

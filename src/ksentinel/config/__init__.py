@@ -1,0 +1,74 @@
+"""Targets and configuration shared by every command.
+
+Where values come from, highest first: flag > ``KSENTINEL_*`` environment variable > ``ksentinel.toml``
+> default. ``ksentinel.toml`` is ``--config FILE``, else ``$KSENTINEL_CONFIG``, else the first one found
+walking up from the working directory. It is validated on load: an unknown key, a wrong type or an
+inline secret is a one-line :class:`~ksentinel.errors.ConfigError` naming the key path.
+
+Secrets are read only from environment variables (``*_secret_env``) or files (``*_secret_file``),
+never from the TOML itself nor from flags, and each one is registered with
+:func:`ksentinel.kaltura.redact.register_secret` as soon as it is read.
+
+Target selection: ``--target`` / ``$KSENTINEL_TARGET`` names a ``[targets.NAME]`` (``--url`` and
+``--partner-id`` then override its values); otherwise ``--url`` + ``--partner-id`` make an ad-hoc
+target; otherwise ``default_target`` from the file; otherwise nothing, which means "use the embedded
+reference platform" (the CLI starts it, this module never imports ``ksentinel.reference``).
+
+Modules: ``model`` (the dataclasses and :class:`Secret`), ``file`` (finding and validating the file),
+``resolve`` (precedence, secrets, the embedded fallback), ``values`` (the checks all three share).
+"""
+
+from __future__ import annotations
+
+from ksentinel.config.file import find_config, load_config
+from ksentinel.config.model import (
+    ADHOC_TARGET,
+    CONFIG_FILENAME,
+    DEFAULT_ADMIN_SECRET_ENV,
+    DEFAULT_KS_VERSION,
+    DEFAULT_PEER_ADMIN_SECRET_ENV,
+    DEFAULT_TIMEOUT,
+    DEFAULT_USER_SECRET_ENV,
+    EMBEDDED_TARGET,
+    ENV_CONFIG,
+    ENV_KS_VERSION,
+    ENV_PARTNER_ID,
+    ENV_PEER_PARTNER_ID,
+    ENV_TARGET,
+    ENV_TIMEOUT,
+    ENV_URL,
+    OPAQUE_SECTIONS,
+    Config,
+    ResolvedTarget,
+    Secret,
+    Target,
+    TargetConfig,
+)
+from ksentinel.config.resolve import resolve_target
+
+__all__ = [
+    "ADHOC_TARGET",
+    "CONFIG_FILENAME",
+    "DEFAULT_ADMIN_SECRET_ENV",
+    "DEFAULT_KS_VERSION",
+    "DEFAULT_PEER_ADMIN_SECRET_ENV",
+    "DEFAULT_TIMEOUT",
+    "DEFAULT_USER_SECRET_ENV",
+    "EMBEDDED_TARGET",
+    "ENV_CONFIG",
+    "ENV_KS_VERSION",
+    "ENV_PARTNER_ID",
+    "ENV_PEER_PARTNER_ID",
+    "ENV_TARGET",
+    "ENV_TIMEOUT",
+    "ENV_URL",
+    "OPAQUE_SECTIONS",
+    "Config",
+    "ResolvedTarget",
+    "Secret",
+    "Target",
+    "TargetConfig",
+    "find_config",
+    "load_config",
+    "resolve_target",
+]

@@ -1,0 +1,187 @@
+"""The configuration's data: :class:`Config`, :class:`TargetConfig`, :class:`Target` and :class:`Secret`."""
+
+from __future__ import annotations
+
+import hmac
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ksentinel.kaltura.redact import mask_secret, register_secret
+
+CONFIG_FILENAME = "ksentinel.toml"
+DEFAULT_ADMIN_SECRET_ENV = "KSENTINEL_ADMIN_SECRET"
+DEFAULT_USER_SECRET_ENV = "KSENTINEL_USER_SECRET"
+DEFAULT_PEER_ADMIN_SECRET_ENV = "KSENTINEL_PEER_ADMIN_SECRET"
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_KS_VERSION = 2
+ADHOC_TARGET = "adhoc"
+EMBEDDED_TARGET = "embedded"
+
+ENV_CONFIG = "KSENTINEL_CONFIG"
+ENV_TARGET = "KSENTINEL_TARGET"
+ENV_URL = "KSENTINEL_URL"
+ENV_PARTNER_ID = "KSENTINEL_PARTNER_ID"
+ENV_PEER_PARTNER_ID = "KSENTINEL_PEER_PARTNER_ID"
+ENV_TIMEOUT = "KSENTINEL_TIMEOUT"
+ENV_KS_VERSION = "KSENTINEL_KS_VERSION"
+
+OPAQUE_SECTIONS = ("slo", "contract", "load", "probes", "dashboards")
+TOP_LEVEL_KEYS = ("targets", "default_target", *OPAQUE_SECTIONS)
+TARGET_KEYS = (
+    "url",
+    "partner_id",
+    "admin_secret_env",
+    "user_secret_env",
+    "peer_partner_id",
+    "peer_admin_secret_env",
+    "timeout",
+    "ks_version",
+    "admin_secret_file",
+    "user_secret_file",
+    "peer_admin_secret_file",
+)
+# (sources key, label in messages, env-name key, file key)
+SECRET_FIELDS = (
+    ("admin_secret", "admin secret", "admin_secret_env", "admin_secret_file"),
+    ("user_secret", "user secret", "user_secret_env", "user_secret_file"),
+    ("peer_admin_secret", "peer admin secret", "peer_admin_secret_env", "peer_admin_secret_file"),
+)
+ENV_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+TARGET_NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]+\Z")
+
+
+class Secret:
+    """A secret value: masked in ``repr``/``str``/f-strings, the value only through :meth:`reveal`."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        if not isinstance(value, str) or not value:
+            raise ValueError("a Secret needs a non-empty string")
+        register_secret(value)
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __str__(self) -> str:
+        return mask_secret(self._value)
+
+    def __repr__(self) -> str:
+        return f"Secret({mask_secret(self._value)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash((Secret, self._value))
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    """One validated ``[targets.NAME]`` table; ``explicit`` holds the keys the file sets."""
+
+    name: str
+    url: str
+    partner_id: int
+    admin_secret_env: str = DEFAULT_ADMIN_SECRET_ENV
+    user_secret_env: str = DEFAULT_USER_SECRET_ENV
+    peer_partner_id: int | None = None
+    peer_admin_secret_env: str = DEFAULT_PEER_ADMIN_SECRET_ENV
+    timeout: float = DEFAULT_TIMEOUT
+    ks_version: int = DEFAULT_KS_VERSION
+    admin_secret_file: Path | None = None
+    user_secret_file: Path | None = None
+    peer_admin_secret_file: Path | None = None
+    explicit: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Config:
+    """A loaded ``ksentinel.toml`` (or the empty configuration when there is none).
+
+    ``source`` says how the file was found (or where it was looked for); the opaque sections are the
+    raw tables, ``{}`` when absent, validated by the parts that use them.
+    """
+
+    path: Path | None = None
+    source: str = ""
+    targets: Mapping[str, TargetConfig] = field(default_factory=dict)
+    default_target: str | None = None
+    slo: Mapping[str, Any] = field(default_factory=dict)
+    contract: Mapping[str, Any] = field(default_factory=dict)
+    load: Mapping[str, Any] = field(default_factory=dict)
+    probes: Mapping[str, Any] = field(default_factory=dict)
+    dashboards: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """How the file is named in sources and messages."""
+        return self.path.name if self.path else CONFIG_FILENAME
+
+
+@dataclass(frozen=True)
+class Target:
+    """Everything a driver needs to talk to one platform."""
+
+    name: str
+    url: str
+    partner_id: int
+    admin_secret: Secret | None = None
+    user_secret: Secret | None = None
+    peer_partner_id: int | None = None
+    peer_admin_secret: Secret | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    ks_version: int = DEFAULT_KS_VERSION
+    embedded: bool = False
+
+    @classmethod
+    def for_reference(
+        cls,
+        url: str,
+        partner_id: int,
+        admin_secret: str | Secret,
+        user_secret: str | Secret | None = None,
+        peer_partner_id: int | None = None,
+        peer_admin_secret: str | Secret | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        ks_version: int = DEFAULT_KS_VERSION,
+    ) -> Target:
+        """The target for an embedded reference platform the CLI has just started."""
+        return cls(
+            name=EMBEDDED_TARGET,
+            url=url.rstrip("/"),
+            partner_id=partner_id,
+            admin_secret=_as_secret(admin_secret),
+            user_secret=_as_secret(user_secret),
+            peer_partner_id=peer_partner_id,
+            peer_admin_secret=_as_secret(peer_admin_secret),
+            timeout=timeout,
+            ks_version=ks_version,
+            embedded=True,
+        )
+
+
+@dataclass(frozen=True)
+class ResolvedTarget:
+    """The chosen target (``None`` when the embedded platform is to be used) and where each value
+    came from (``flag --url``, ``env KSENTINEL_URL``, ``ksentinel.toml [targets.staging]``, ...)."""
+
+    target: Target | None
+    sources: Mapping[str, str]
+
+    @property
+    def embedded(self) -> bool:
+        return self.target is None
+
+
+def _as_secret(value: str | Secret | None) -> Secret | None:
+    if value is None or isinstance(value, Secret):
+        return value
+    return Secret(value)

@@ -1,0 +1,171 @@
+"""Picking the effective target: flag > ``KSENTINEL_*`` env > file > default, secrets from env or files."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ksentinel.config.model import (
+    ADHOC_TARGET,
+    CONFIG_FILENAME,
+    DEFAULT_KS_VERSION,
+    DEFAULT_TIMEOUT,
+    ENV_KS_VERSION,
+    ENV_PARTNER_ID,
+    ENV_PEER_PARTNER_ID,
+    ENV_TARGET,
+    ENV_TIMEOUT,
+    ENV_URL,
+    SECRET_FIELDS,
+    Config,
+    ResolvedTarget,
+    Secret,
+    Target,
+    TargetConfig,
+)
+from ksentinel.config.values import (
+    Invalid,
+    as_int,
+    as_ks_version,
+    as_timeout,
+    as_url,
+    from_text,
+    unknown_target,
+)
+from ksentinel.errors import ConfigError
+
+
+def resolve_target(
+    config: Config,
+    *,
+    target: str | None = None,
+    url: str | None = None,
+    partner_id: int | None = None,
+    environ: Mapping[str, str] | None = None,
+    require_secrets: bool = True,
+) -> ResolvedTarget:
+    """The effective target for these flags (``None`` = flag not given) and environment.
+
+    Required secrets: the admin secret, the peer admin secret when there is a peer partner, and any
+    secret whose ``*_env``/``*_file`` the file names. ``require_secrets=False`` (commands that open
+    no session, like ``schema``) leaves a missing one ``None`` instead.
+    """
+    try:
+        env = os.environ if environ is None else environ
+        return _resolve(config, target, url, partner_id, env, require_secrets)
+    except Invalid as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _resolve(
+    config: Config,
+    target: str | None,
+    url: str | None,
+    partner_id: int | None,
+    env: Mapping[str, str],
+    require_secrets: bool,
+) -> ResolvedTarget:
+    sources: dict[str, str] = {}
+    name, name_source = _layer(target, "flag --target", env, ENV_TARGET)
+    url_value, url_source = _layer(url, "flag --url", env, ENV_URL)
+    pid_value, pid_source = _layer(partner_id, "flag --partner-id", env, ENV_PARTNER_ID)
+    if name is None and url_value is None and config.default_target:
+        name, name_source = config.default_target, f"{config.label} default_target"
+
+    if name is not None:
+        if name not in config.targets:
+            where = config.path or f"no {CONFIG_FILENAME} found"
+            origin = name_source.removeprefix("flag ")
+            raise Invalid(f"{origin}: {unknown_target(name, config.targets)} ({where})")
+        tc = config.targets[name]
+        sources["target"] = name_source
+        who = f"target '{name}'"
+        base: dict[str, Any] = {}
+        for key in ("url", "partner_id", "peer_partner_id", "timeout", "ks_version"):
+            base[key] = getattr(tc, key)
+            sources[key] = f"{config.label} [targets.{name}]" if key in tc.explicit else "default"
+    elif url_value is not None:
+        if pid_value is None:
+            origin = "--url" if url is not None else f"${ENV_URL}"
+            raise Invalid(
+                f"{origin} needs a partner id: add --partner-id N (or set {ENV_PARTNER_ID}), "
+                "or pick a configured target with --target"
+            )
+        tc = TargetConfig(name=ADHOC_TARGET, url="", partner_id=0)
+        sources["target"] = "ad-hoc (--url and --partner-id)"
+        who = "the ad-hoc target"
+        base = {"peer_partner_id": None, "timeout": DEFAULT_TIMEOUT, "ks_version": DEFAULT_KS_VERSION}
+        sources.update(peer_partner_id="default", timeout="default", ks_version="default")
+    elif pid_value is not None:
+        origin = "--partner-id" if partner_id is not None else f"${ENV_PARTNER_ID}"
+        raise Invalid(f"{origin} needs a target: add --url URL (or set {ENV_URL}), or pick one with --target")
+    else:
+        sources["target"] = f"no --target, --url, ${ENV_TARGET} or default_target"
+        return ResolvedTarget(None, sources)
+
+    if url_value is not None:
+        base["url"], sources["url"] = _checked(url_value, url_source, as_url), url_source
+    if pid_value is not None:
+        base["partner_id"], sources["partner_id"] = _checked(pid_value, pid_source, as_int), pid_source
+    for key, env_name, check in (
+        ("peer_partner_id", ENV_PEER_PARTNER_ID, as_int),
+        ("timeout", ENV_TIMEOUT, as_timeout),
+        ("ks_version", ENV_KS_VERSION, as_ks_version),
+    ):
+        if env.get(env_name, "").strip():
+            base[key] = from_text(env[env_name], f"env {env_name}", check)
+            sources[key] = f"env {env_name}"
+
+    secrets: dict[str, Secret | None] = {}
+    for key, label, env_key, file_key in SECRET_FIELDS:
+        if key == "peer_admin_secret" and base["peer_partner_id"] is None:
+            secrets[key] = None
+            sources[key] = "not used: no peer_partner_id"
+            continue
+        required = require_secrets and (
+            key in ("admin_secret", "peer_admin_secret") or env_key in tc.explicit or file_key in tc.explicit
+        )
+        secret, sources[key] = _read_secret(
+            who, label, getattr(tc, env_key), getattr(tc, file_key), env, required
+        )
+        secrets[key] = secret
+    return ResolvedTarget(Target(name=tc.name, **base, **secrets), sources)
+
+
+def _layer(flag: Any, flag_source: str, env: Mapping[str, str], env_name: str) -> tuple[Any, str]:
+    """flag > environment: the value (``None`` if neither) and its source."""
+    if flag is not None and flag != "":
+        return flag, flag_source
+    value = env.get(env_name, "").strip()
+    if value:
+        return value, f"env {env_name}"
+    return None, ""
+
+
+def _checked(value: Any, source: str, check: Any) -> Any:
+    where = source.removeprefix("flag ")
+    if isinstance(value, str) and check is not as_url:
+        return from_text(value, where, check)
+    return check(value, where)
+
+
+def _read_secret(
+    who: str, label: str, env_name: str, path: Path | None, env: Mapping[str, str], required: bool
+) -> tuple[Secret | None, str]:
+    if path is not None:
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise Invalid(f"{who} reads the {label} from {path}, which cannot be read: {detail}") from None
+        if not text:
+            raise Invalid(f"{who} reads the {label} from {path}, which is empty")
+        return Secret(text), f"file {path}"
+    value = env.get(env_name, "").strip()
+    if value:
+        return Secret(value), f"env {env_name}"
+    if required:
+        raise Invalid(f"{who} needs the {label} in ${env_name}, which is not set")
+    return None, f"${env_name} not set"

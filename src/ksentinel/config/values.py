@@ -1,0 +1,97 @@
+"""Value checks shared by the file, the environment and flags; each failure names where the value was."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from ksentinel.config.model import ENV_NAME_PATTERN, TargetConfig
+
+
+class Invalid(Exception):
+    """A validation problem; callers turn it into a one-line ``ConfigError`` (with the file's path)."""
+
+
+def describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    return f"a {type(value).__name__}"
+
+
+def as_table(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise Invalid(f"{where}: expected a table, got {describe(value)}")
+    return value
+
+
+def as_string(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise Invalid(f"{where}: expected a non-empty string, got {describe(value)}")
+    return value
+
+
+def as_int(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise Invalid(f"{where}: expected an integer, got {describe(value)}")
+    return value
+
+
+def as_timeout(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        raise Invalid(f"{where}: expected a number of seconds > 0, got {describe(value)}")
+    return float(value)
+
+
+def as_ks_version(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value not in (1, 2):
+        raise Invalid(f"{where}: expected 1 or 2, got {describe(value)}")
+    return int(value)
+
+
+def as_env_name(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not ENV_NAME_PATTERN.match(value):
+        raise Invalid(f"{where}: expected an environment variable name, got {describe(value)}")
+    return value
+
+
+def as_url(value: Any, where: str) -> str:
+    text = value.strip() if isinstance(value, str) else None
+    parts = urlsplit(text) if text else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise Invalid(f"{where}: expected an http:// or https:// URL, got {describe(value)}")
+    if parts.username is not None or parts.password is not None:
+        raise Invalid(f"{where}: the URL must not carry credentials (user:password@)")
+    if parts.query or parts.fragment:
+        raise Invalid(f"{where}: expected a base URL without ?query or #fragment")
+    return (text or "").rstrip("/")
+
+
+def from_text(value: str, where: str, check: Any) -> Any:
+    """An environment variable's text through a file check (numbers parsed first)."""
+    text = value.strip()
+    for number in (int, float):
+        try:
+            return check(number(text), where)
+        except ValueError:
+            continue
+    return check(text, where)
+
+
+def unknown_target(name: str, targets: Mapping[str, TargetConfig]) -> str:
+    hint = difflib.get_close_matches(name, list(targets), n=1, cutoff=0.6)
+    if hint:
+        return f"unknown target '{name}'; did you mean '{hint[0]}'?"
+    known = ", ".join(sorted(targets)) or "none"
+    return f"unknown target '{name}' (known targets: {known})"

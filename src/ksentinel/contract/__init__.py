@@ -1,0 +1,1 @@
+"""The contract suite's engine side: profiles, results collection and the ``ksentinel contract`` runner."""

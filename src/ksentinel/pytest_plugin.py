@@ -1,0 +1,239 @@
+"""The pytest plugin behind ``contracts/``: the target, API client, sessions and flow fixtures.
+
+Registered as the ``ksentinel`` pytest11 entry point. It is inert unless a test asks for one of its
+fixtures. Options: ``--ksentinel-target/--ksentinel-url/--ksentinel-partner-id/--ksentinel-config``
+(secrets from the environment as everywhere), ``--ksentinel-profile`` and ``--ksentinel-results``
+(a JSON file of every check's outcome and details, the input of the HTML report). Failure texts are
+redacted before any reporter (terminal, JUnit) sees them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ksentinel.config import Config, Target, load_config, resolve_target
+from ksentinel.contract.profiles import ContractProfile, get_profile
+from ksentinel.flows import Credentials, FlowContext, FlowResult, Sessions, get_flow, new_run_id, run_flow
+from ksentinel.kaltura.api import KalturaApi
+from ksentinel.kaltura.redact import redact
+
+DETAILS = "ksentinel"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("ksentinel", "ksentinel contract suite")
+    group.addoption(
+        "--ksentinel-config", default=None, help="ksentinel.toml to use (default: found walking up)"
+    )
+    group.addoption(
+        "--ksentinel-target", default=None, help="target name from ksentinel.toml (env KSENTINEL_TARGET)"
+    )
+    group.addoption("--ksentinel-url", default=None, help="ad-hoc target URL (env KSENTINEL_URL)")
+    group.addoption(
+        "--ksentinel-partner-id",
+        default=None,
+        type=int,
+        help="ad-hoc target partner id (env KSENTINEL_PARTNER_ID)",
+    )
+    group.addoption(
+        "--ksentinel-profile", default=os.environ.get("KSENTINEL_PROFILE", "ci"), help="quick, ci or deep"
+    )
+    group.addoption(
+        "--ksentinel-results", default=None, help="write every check's outcome as JSON to this file"
+    )
+    group.addoption(
+        "--ksentinel-run-id", default=os.environ.get("KSENTINEL_RUN_ID"), help="tag for created objects"
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "ksentinel(kind, subject): what a contract check covers (for the report)"
+    )
+    config.pluginmanager.register(
+        ResultsCollector(config.getoption("--ksentinel-results")), "ksentinel-results"
+    )
+
+
+# ---- results ---------------------------------------------------------------------------------------
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    if report.failed and report.longrepr is not None:
+        report.longrepr = redact(str(report.longrepr))
+    marker = item.get_closest_marker("ksentinel")
+    if marker is not None and report.when == "call":
+        kind, subject = ([*marker.args, "check", item.name])[:2]
+        report.user_properties.append((f"{DETAILS}.kind", kind))
+        report.user_properties.append((f"{DETAILS}.subject", subject))
+
+
+class ResultsCollector:
+    """Gathers every check's outcome (on the xdist controller too) and writes them as JSON."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self.results: list[dict[str, Any]] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if not (report.when == "call" or (report.when == "setup" and not report.passed)):
+            return
+        props = dict(report.user_properties)
+        entry: dict[str, Any] = {
+            "nodeid": report.nodeid,
+            "name": report.nodeid.split("::", 1)[-1],
+            "kind": props.get(f"{DETAILS}.kind", "check"),
+            "subject": props.get(f"{DETAILS}.subject", report.nodeid.split("::")[-1]),
+            "outcome": "error" if report.when == "setup" and report.failed else report.outcome,
+            "duration": round(report.duration, 4),
+            "message": short_reason(report),
+        }
+        details = props.get(f"{DETAILS}.details")
+        if isinstance(details, str):
+            with contextlib.suppress(ValueError):
+                entry.update(json.loads(details))
+        self.results.append(entry)
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.path and not hasattr(session.config, "workerinput"):
+            Path(self.path).write_text(
+                redact(json.dumps(self.results, indent=1, default=str)), encoding="utf-8"
+            )
+
+
+def short_reason(report: pytest.TestReport) -> str:
+    """A few lines that say why a check did not pass (the ``E`` lines of the failure)."""
+    if report.passed:
+        return ""
+    if report.skipped and isinstance(report.longrepr, tuple):
+        return redact(str(report.longrepr[2]))
+    text = redact(str(report.longrepr or ""))
+    errors = [line[1:].strip() for line in text.splitlines() if line.startswith("E ")]
+    if errors:
+        return "\n".join(errors[:6])
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else ""
+
+
+# ---- fixtures --------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def ksentinel_profile(pytestconfig: pytest.Config) -> ContractProfile:
+    return get_profile(pytestconfig.getoption("--ksentinel-profile"))
+
+
+@pytest.fixture(scope="session")
+def ksentinel_run_id(pytestconfig: pytest.Config) -> str:
+    return pytestconfig.getoption("--ksentinel-run-id") or new_run_id()
+
+
+@pytest.fixture(scope="session")
+def ksentinel_config(pytestconfig: pytest.Config) -> Config:
+    path = pytestconfig.getoption("--ksentinel-config")
+    return load_config(Path(path) if path else None)
+
+
+@pytest.fixture(scope="session")
+def ksentinel_target(pytestconfig: pytest.Config, ksentinel_config: Config) -> Iterator[Target]:
+    """The target under test; with none configured, an embedded reference platform for this session."""
+    from ksentinel.embedded import open_target  # starts the reference platform only when needed
+
+    resolved = resolve_target(
+        ksentinel_config,
+        target=pytestconfig.getoption("--ksentinel-target"),
+        url=pytestconfig.getoption("--ksentinel-url"),
+        partner_id=pytestconfig.getoption("--ksentinel-partner-id"),
+    )
+    with open_target(resolved.target) as target:
+        if target.admin_secret is None:
+            pytest.exit(
+                f"target {target.name!r} has no admin secret (set KSENTINEL_ADMIN_SECRET)", returncode=2
+            )
+        yield target
+
+
+@pytest.fixture(scope="session")
+def ksentinel_credentials(ksentinel_target: Target) -> Credentials:
+    t = ksentinel_target
+    assert t.admin_secret is not None
+    return Credentials(
+        t.partner_id,
+        t.admin_secret.reveal(),
+        t.user_secret.reveal() if t.user_secret else None,
+        t.peer_partner_id,
+        t.peer_admin_secret.reveal() if t.peer_admin_secret else None,
+        t.ks_version,
+    )
+
+
+@pytest.fixture(scope="session")
+def ksentinel_sessions(ksentinel_credentials: Credentials) -> Sessions:
+    return Sessions(ksentinel_credentials)
+
+
+@pytest.fixture(scope="session")
+def kaltura_api(ksentinel_target: Target, ksentinel_sessions: Sessions) -> Iterator[KalturaApi]:
+    """An ADMIN client of the primary partner."""
+    api = KalturaApi(
+        ksentinel_target.url, partner_id=ksentinel_target.partner_id, timeout=ksentinel_target.timeout
+    )
+    try:
+        yield api.with_ks(ksentinel_sessions.admin())
+    finally:
+        api.close()
+
+
+@pytest.fixture
+def ksentinel_record(request: pytest.FixtureRequest) -> Callable[..., None]:
+    """Attach report details (rule, request, response, steps) to the current check."""
+
+    def record(**details: Any) -> None:
+        text = redact(json.dumps(details, default=str))
+        request.node.user_properties.append((f"{DETAILS}.details", text))
+
+    return record
+
+
+@pytest.fixture
+def run_contract_flow(
+    kaltura_api: KalturaApi,
+    ksentinel_sessions: Sessions,
+    ksentinel_profile: ContractProfile,
+    ksentinel_run_id: str,
+    ksentinel_record: Callable[..., None],
+) -> Callable[[str], FlowResult]:
+    """Run a catalogue flow with the profile's options and record its steps for the report."""
+
+    def run(name: str) -> FlowResult:
+        ctx = FlowContext(
+            kaltura_api,
+            ksentinel_sessions,
+            run_id=f"{ksentinel_run_id}-{name}",
+            options=ksentinel_profile.flow_options,
+        )
+        result = run_flow(get_flow(name), ctx)
+        failed = next((s for s in result.steps if not s.ok), None)
+        ksentinel_record(
+            rule=result.failure.step if result.failure else (failed.name if failed else ""),
+            steps=[
+                {
+                    "name": s.name,
+                    "ok": s.ok,
+                    "duration": round(s.duration, 4),
+                    "reason": s.reason,
+                    "code": s.code,
+                }
+                for s in result.steps
+            ],
+            notes=ctx.notes,
+        )
+        return result
+
+    return run

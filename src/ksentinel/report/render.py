@@ -1,0 +1,44 @@
+"""Render a :class:`RunReport` to one self-contained HTML file and a JSON twin."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jinja2
+
+from ksentinel.kaltura.redact import redact
+from ksentinel.report.model import RunReport
+
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("ksentinel.report", "templates"),
+    autoescape=jinja2.select_autoescape(["html", "j2"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+    undefined=jinja2.StrictUndefined,
+)
+
+
+def _pretty(value: object) -> str:
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, indent=2, sort_keys=True, default=str)
+    return "" if value is None else str(value)
+
+
+_ENV.filters["pretty"] = _pretty
+
+
+def render_html(report: RunReport) -> str:
+    """The report as HTML; redacted once more as a last line of defence."""
+    return redact(_ENV.get_template("report.html.j2").render(report=report))
+
+
+def write_report(report: RunReport, html_path: Path, json_path: Path | None = None) -> Path:
+    """Write the HTML (and JSON beside it unless told otherwise); returns the HTML path."""
+    html_path.parent.mkdir(parents=True, exist_ok=True)
+    html_path.write_text(render_html(report), encoding="utf-8")
+    json_path = json_path or html_path.with_suffix(".json")
+    json_path.write_text(
+        redact(json.dumps(report.to_dict(), indent=2, sort_keys=True, default=str)), encoding="utf-8"
+    )
+    return html_path
