@@ -457,6 +457,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=1.0, help="verified warm-up seconds per scenario")
     parser.add_argument("--connections", type=int, default=32, help="concurrent keep-alive connections")
     parser.add_argument(
+        "--repeat", type=int, default=1, help="measured runs per scenario; the median run is reported"
+    )
+    parser.add_argument(
         "--tool",
         choices=("auto", "wrk", "python"),
         default="auto",
@@ -488,8 +491,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         or args.warmup <= 0
         or args.entries < 1
         or args.page_size < 1
+        or args.repeat < 1
     ):
-        parser.error("--connections, --duration, --warmup, --entries and --page-size must be positive")
+        parser.error(
+            "--connections, --duration, --warmup, --entries, --page-size and --repeat must be positive"
+        )
     return args
 
 
@@ -531,29 +537,36 @@ def run_scenario(
         if wrk is not None:
             warm = run_wrk(wrk, url, scenario, args.warmup, args.connections, True, workdir)
             problem = wrk_problem(warm, verify=True)
-            if problem:
-                raise RuntimeError(f"warm-up: {problem}")
-            before = cpu_seconds(pid)
-            stats = run_wrk(wrk, url, scenario, args.duration, args.connections, False, workdir)
-            after = cpu_seconds(pid)
-            problem = wrk_problem(stats, verify=False)
-            wall = stats["duration_us"] / 1e6
         else:
             warm = run_python(host, port, scenario, args.warmup, args.connections, True)
-            if warm["problem"]:
-                raise RuntimeError(f"warm-up: {warm['problem']}")
-            before = cpu_seconds(pid)
-            started = time.perf_counter()
-            stats = run_python(host, port, scenario, args.duration, args.connections, False)
-            wall = time.perf_counter() - started
-            after = cpu_seconds(pid)
-            problem = stats["problem"]
+            problem = warm["problem"]
         if problem:
-            raise RuntimeError(problem)
+            raise RuntimeError(f"warm-up: {problem}")
+        runs: list[tuple[dict[str, Any], float | None]] = []
+        for _ in range(args.repeat):
+            before = cpu_seconds(pid)
+            if wrk is not None:
+                stats = run_wrk(wrk, url, scenario, args.duration, args.connections, False, workdir)
+                problem, wall = wrk_problem(stats, verify=False), stats["duration_us"] / 1e6
+            else:
+                started = time.perf_counter()
+                stats = run_python(host, port, scenario, args.duration, args.connections, False)
+                problem, wall = stats["problem"], time.perf_counter() - started
+            after = cpu_seconds(pid)
+            if problem:
+                raise RuntimeError(problem)
+            cpu = (
+                (after - before) / wall * 100
+                if before is not None and after is not None and wall > 0
+                else None
+            )
+            runs.append((stats, cpu))
+        runs.sort(key=lambda run: run[0]["rps"])
+        stats, result.server_cpu = runs[len(runs) // 2]  # the median run
         result.rps, result.requests = stats["rps"], stats["requests"]
         result.p50_ms, result.p99_ms = stats["p50_ms"], stats["p99_ms"]
-        if before is not None and after is not None and wall > 0:
-            result.server_cpu = (after - before) / wall * 100
+        if len(runs) > 1:
+            result.notes.append(f"{len(runs)} runs: " + " / ".join(f"{run[0]['rps']:,.0f}" for run in runs))
     except (RuntimeError, OSError, subprocess.TimeoutExpired, asyncio.IncompleteReadError) as exc:
         result.error = f"{exc.__class__.__name__}: {exc}" if not isinstance(exc, RuntimeError) else str(exc)
     return result
@@ -573,6 +586,15 @@ def print_table(results: list[Result]) -> None:
         p99 = f"{r.p99_ms:.2f}" if r.p99_ms is not None else "-"
         cpu = f"{r.server_cpu:.0f}%" if r.server_cpu is not None else "-"
         print(f"{r.scenario:<14} {r.rps:>9,.0f} {p50:>8} {p99:>8} {r.requests:>9,} {cpu:>8}  {r.cache}")
+    notes = [f"{r.scenario}: {note}" for r in results for note in r.notes]
+    if notes:
+        print("\n".join(["", *notes]))
+    starved = [r.scenario for r in results if not r.error and r.server_cpu is not None and r.server_cpu < 90]
+    if starved:
+        print(
+            f"\nwarning: the server used < 90% of its CPU in {', '.join(starved)}: another process competed "
+            "for the CPUs or the load generator could not keep up; these figures are low (rerun, --repeat 3)"
+        )
 
 
 def print_goals(results: dict[str, Result]) -> None:
@@ -643,9 +665,11 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(f"server : ksentinel serve (pid {pid}) at {server.url}")
             print(f"pinning: {pin_note}")
+            print(f"machine: load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} before the run")
             print(f"load   : {tool}")
             print(
-                f"runs   : {args.warmup:g} s verified warm-up + {args.duration:g} s measured per scenario; "
+                f"runs   : {args.warmup:g} s verified warm-up + {args.repeat} x {args.duration:g} s measured "
+                "per scenario; "
                 f"{len(ids)} entries seeded in {seeded:.1f} s; list page {args.page_size}, "
                 f"filter statusEqual={NO_CONTENT}"
             )

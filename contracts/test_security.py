@@ -49,7 +49,13 @@ def _forged(sessions: Sessions) -> str:
 @pytest.fixture
 def created_entry(kaltura_api: KalturaApi, ksentinel_run_id: str) -> Iterator[dict]:
     entry = kaltura_api.call(
-        "baseEntry", "add", entry={"objectType": "KalturaBaseEntry", "name": "ksentinel security", "tags": f"ksentinel,ksentinel-{ksentinel_run_id}"}
+        "baseEntry",
+        "add",
+        entry={
+            "objectType": "KalturaBaseEntry",
+            "name": "ksentinel security",
+            "tags": f"ksentinel,ksentinel-{ksentinel_run_id}",
+        },
     )
     yield entry
     try:
@@ -66,21 +72,35 @@ def test_tampered_ks_is_refused(kaltura_api: KalturaApi, ksentinel_sessions: Ses
 
 
 @security("ks.forged")
-def test_ks_signed_with_another_secret_is_refused(kaltura_api: KalturaApi, ksentinel_sessions: Sessions) -> None:
-    response = kaltura_api.with_ks(_forged(ksentinel_sessions)).call_raw("baseEntry", "count", filter=COUNT_FILTER)
+def test_ks_signed_with_another_secret_is_refused(
+    kaltura_api: KalturaApi, ksentinel_sessions: Sessions
+) -> None:
+    response = kaltura_api.with_ks(_forged(ksentinel_sessions)).call_raw(
+        "baseEntry", "count", filter=COUNT_FILTER
+    )
     assert refused(response), f"a KS signed with a wrong secret was accepted: {response!r}"
 
 
 @security("ks.expired")
 def test_expired_ks_is_refused(kaltura_api: KalturaApi, ksentinel_sessions: Sessions) -> None:
-    response = kaltura_api.with_ks(ksentinel_sessions.expired_admin()).call_raw("baseEntry", "count", filter=COUNT_FILTER)
+    response = kaltura_api.with_ks(ksentinel_sessions.expired_admin()).call_raw(
+        "baseEntry", "count", filter=COUNT_FILTER
+    )
     assert refused(response), f"an expired KS was accepted: {response!r}"
 
 
 @security("ks.ended")
 def test_ended_ks_is_refused(kaltura_api: KalturaApi, ksentinel_credentials) -> None:
     c = ksentinel_credentials
-    ks = kaltura_api.with_ks(None).call("session", "start", secret=c.admin_secret, partnerId=c.partner_id, type=2, userId="ksentinel-ended", expiry=300)
+    ks = kaltura_api.with_ks(None).call(
+        "session",
+        "start",
+        secret=c.admin_secret,
+        partnerId=c.partner_id,
+        type=2,
+        userId="ksentinel-ended",
+        expiry=300,
+    )
     ended = kaltura_api.with_ks(ks)
     ended.call("session", "end")
     response = ended.call_raw("baseEntry", "count", filter=COUNT_FILTER)
@@ -96,10 +116,17 @@ def test_no_success_without_a_ks(kaltura_api: KalturaApi) -> None:
 
 
 @security("roles.user_vs_admin")
-def test_user_session_cannot_do_what_needs_admin(kaltura_api: KalturaApi, ksentinel_sessions: Sessions, created_entry: dict) -> None:
+def test_user_session_cannot_do_what_needs_admin(
+    kaltura_api: KalturaApi, ksentinel_sessions: Sessions, created_entry: dict
+) -> None:
     user = kaltura_api.with_ks(ksentinel_sessions.user("ksentinel-plain-user"))
     assert refused(user.call_raw("session", "get"), "SERVICE_FORBIDDEN"), "a USER KS may call session.get"
-    changed = user.call_raw("baseEntry", "update", entryId=created_entry["id"], baseEntry={"objectType": "KalturaBaseEntry", "name": "hijacked"})
+    changed = user.call_raw(
+        "baseEntry",
+        "update",
+        entryId=created_entry["id"],
+        baseEntry={"objectType": "KalturaBaseEntry", "name": "hijacked"},
+    )
     assert changed.error is not None, "a USER KS changed an entry it does not own"
     deleted = user.call_raw("baseEntry", "delete", entryId=created_entry["id"])
     assert deleted.error is not None, "a USER KS deleted an entry it does not own"
@@ -107,33 +134,70 @@ def test_user_session_cannot_do_what_needs_admin(kaltura_api: KalturaApi, ksenti
 
 
 @security("partners.isolated")
-def test_other_partner_can_neither_read_nor_change_our_entries(kaltura_api: KalturaApi, ksentinel_sessions: Sessions, created_entry: dict) -> None:
+def test_other_partner_can_neither_read_nor_change_our_entries(
+    kaltura_api: KalturaApi, ksentinel_sessions: Sessions, created_entry: dict
+) -> None:
     peer_ks = ksentinel_sessions.peer_admin()
     if peer_ks is None:
         pytest.skip("no peer partner: set KSENTINEL_PEER_PARTNER_ID and KSENTINEL_PEER_ADMIN_SECRET")
     peer = kaltura_api.with_ks(peer_ks)
     entry_id = created_entry["id"]
-    assert peer.call_raw("baseEntry", "get", entryId=entry_id).error is not None, "another partner read our entry"
-    listed = peer.call_raw("baseEntry", "list", filter={"objectType": "KalturaBaseEntryFilter", "idIn": entry_id, "statusIn": "-2,-1,0,1,2,4,5,6,7"})
-    assert listed.error is not None or not (listed.result or {}).get("objects"), "another partner listed our entry"
-    assert peer.call_raw("baseEntry", "update", entryId=entry_id, baseEntry={"objectType": "KalturaBaseEntry", "name": "x"}).error is not None
-    assert peer.call_raw("baseEntry", "delete", entryId=entry_id).error is not None, "another partner deleted our entry"
+    assert peer.call_raw("baseEntry", "get", entryId=entry_id).error is not None, (
+        "another partner read our entry"
+    )
+    listed = peer.call_raw(
+        "baseEntry",
+        "list",
+        filter={"objectType": "KalturaBaseEntryFilter", "idIn": entry_id, "statusIn": "-2,-1,0,1,2,4,5,6,7"},
+    )
+    assert listed.error is not None or not (listed.result or {}).get("objects"), (
+        "another partner listed our entry"
+    )
+    assert (
+        peer.call_raw(
+            "baseEntry", "update", entryId=entry_id, baseEntry={"objectType": "KalturaBaseEntry", "name": "x"}
+        ).error
+        is not None
+    )
+    assert peer.call_raw("baseEntry", "delete", entryId=entry_id).error is not None, (
+        "another partner deleted our entry"
+    )
     assert kaltura_api.call("baseEntry", "get", entryId=entry_id)["name"] == "ksentinel security"
 
 
 @security("secrets.never_returned")
-def test_secrets_and_ks_never_appear_in_responses(kaltura_api: KalturaApi, ksentinel_sessions: Sessions, ksentinel_credentials) -> None:
+def test_secrets_and_ks_never_appear_in_responses(
+    kaltura_api: KalturaApi, ksentinel_sessions: Sessions, ksentinel_credentials
+) -> None:
     c = ksentinel_credentials
     probes: list[tuple[str, ApiResponse]] = []
-    for token in (_tampered_v1(ksentinel_sessions), _flipped_v2(ksentinel_sessions), _forged(ksentinel_sessions), ksentinel_sessions.expired_admin()):
+    for token in (
+        _tampered_v1(ksentinel_sessions),
+        _flipped_v2(ksentinel_sessions),
+        _forged(ksentinel_sessions),
+        ksentinel_sessions.expired_admin(),
+    ):
         probes.append((token, kaltura_api.with_ks(token).call_raw("baseEntry", "list")))
     admin = ksentinel_sessions.admin()
     probes.append((admin, kaltura_api.with_ks(admin).call_raw("baseEntry", "get", entryId="0_ksnothere")))
     probes.append((admin, kaltura_api.with_ks(admin).call_raw("session", "get", session="not-a-ks")))
-    probes.append((admin, kaltura_api.with_ks(None).call_raw("session", "start", secret=c.admin_secret + "x", partnerId=c.partner_id, type=2)))
+    probes.append(
+        (
+            admin,
+            kaltura_api.with_ks(None).call_raw(
+                "session", "start", secret=c.admin_secret + "x", partnerId=c.partner_id, type=2
+            ),
+        )
+    )
     secrets = [s for s in (c.admin_secret, c.user_secret, c.peer_admin_secret) if s]
     for sent_ks, response in probes:
-        text = response.body.decode("utf-8", "replace") + " " + " ".join(f"{k}: {v}" for k, v in response.headers.items())
+        text = (
+            response.body.decode("utf-8", "replace")
+            + " "
+            + " ".join(f"{k}: {v}" for k, v in response.headers.items())
+        )
         for secret in secrets:
             assert secret not in text, "a partner secret came back in a response"
-        assert sent_ks not in text, f"the KS we sent came back in the response ({response.error.code if response.error else 'ok'})"
+        assert sent_ks not in text, (
+            f"the KS we sent came back in the response ({response.error.code if response.error else 'ok'})"
+        )

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from ksentinel.reference.apidef import SCHEMA
+from ksentinel.reference.schema_xml import render_schema_xml
 from ksentinel.schema.model import (
     SIMPLE_TYPES,
     ActionDef,
@@ -27,7 +28,6 @@ from ksentinel.schema.model import (
     Schema,
     ServiceDef,
 )
-from ksentinel.reference.schema_xml import render_schema_xml
 
 DEFAULT_SCHEMA_PATH = (
     Path(__file__).resolve().parents[2] / "shared" / "data" / "kaltura-ovp-api-schema-22.15.0.xml"

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from pathlib import Path
 
 import click
 
 from ksentinel import __version__
+from ksentinel.cli_target import TargetSelection, config_group, target_options
 from ksentinel.errors import ConfigError, KsentinelError
 from ksentinel.kaltura.redact import install_log_redaction
 
@@ -141,6 +143,93 @@ def serve(
         serve_forever(platform, sock)
     finally:
         platform.close()
+
+
+def _default_report(name: str) -> Path:
+    return Path("reports") / time.strftime("%Y%m%d-%H%M%S") / f"{name}.html"
+
+
+@main.command()
+@target_options
+@click.option(
+    "--profile",
+    type=click.Choice(["quick", "ci", "deep"]),
+    default="ci",
+    show_default=True,
+    help="How much to check (see docs/contracts.md).",
+)
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write JUnit XML here.")
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the HTML report here [default: reports/<time>/contract.html].",
+)
+@click.option(
+    "-n", "--workers", type=click.IntRange(0, 64), default=0, help="Run checks in N pytest-xdist workers."
+)
+@click.option(
+    "--suite",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Contract suite folder [default: ./contracts].",
+)
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="NAME",
+    help="Embedded platform only: switch on a fault (see ksentinel serve --list-faults).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="One line per check instead of dots.")
+def contract(
+    selection: TargetSelection,
+    profile: str,
+    junit: Path | None,
+    report: Path | None,
+    workers: int,
+    suite: Path | None,
+    faults: tuple[str, ...],
+    verbose: bool,
+) -> None:
+    """Check that the API keeps its contract: schema, flows, caching and security.
+
+    Exit 0 when every contract holds, 1 when one is broken, 2 on a usage error or a target that
+    cannot be tested (unreachable, not a Kaltura API, wrong secret).
+    """
+    from ksentinel.contract.runner import check_target, run_contract
+    from ksentinel.embedded import open_target
+
+    _, resolved = selection.resolve()
+    if faults and not resolved.embedded:
+        raise ConfigError("--fault only applies to the embedded reference platform (no target given)")
+    report = report or _default_report("contract")
+    with open_target(resolved.target, faults=faults, ready_after=0.2) as target:
+        click.echo(
+            f"ksentinel contract: profile {profile} against {target.name} {target.url} (partner {target.partner_id})",
+            err=True,
+        )
+        check_target(target)
+        outcome = run_contract(
+            target, profile=profile, suite=suite, junit=junit, report=report, workers=workers, verbose=verbose
+        )
+    counts = outcome.section.counts()
+    click.echo(
+        f"contract: {counts['passed']} passed, {counts['failed']} failed, {counts['error']} errors, "
+        f"{counts['skipped']} skipped in {outcome.section.duration:.1f}s (profile {profile})"
+    )
+    for result in outcome.section.results:
+        if result.outcome in ("failed", "error"):
+            first_line = (result.message or "").splitlines()[0] if result.message else ""
+            click.echo(
+                f"  BROKEN {result.kind} {result.subject}: {result.rule or result.name}: {first_line}"[:300]
+            )
+    if outcome.report_path:
+        click.echo(f"report: {outcome.report_path}")
+    if junit:
+        click.echo(f"junit: {junit}")
+    sys.exit(outcome.exit_code)
+
+
+main.add_command(config_group)
 
 
 if __name__ == "__main__":  # pragma: no cover

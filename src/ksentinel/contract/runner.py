@@ -1,0 +1,171 @@
+"""``ksentinel contract``: run the contract suite against a target and write JUnit + an HTML report.
+
+Exit codes: 0 every contract kept, 1 a contract broken, 2 usage error or a target that is
+unreachable, not a Kaltura API or refuses our secret (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ksentinel.config import Target
+from ksentinel.contract.profiles import get_profile
+from ksentinel.errors import ConfigError
+from ksentinel.flows import Credentials, Sessions
+from ksentinel.flows.preflight import preflight
+from ksentinel.kaltura.api import KalturaApi
+from ksentinel.report import CheckResult, ContractSection, RunReport, write_report
+
+EXIT_OK, EXIT_BROKEN, EXIT_USAGE = 0, 1, 2
+TARGET_ENV = (
+    "KSENTINEL_URL",
+    "KSENTINEL_PARTNER_ID",
+    "KSENTINEL_ADMIN_SECRET",
+    "KSENTINEL_USER_SECRET",
+    "KSENTINEL_PEER_PARTNER_ID",
+    "KSENTINEL_PEER_ADMIN_SECRET",
+    "KSENTINEL_TARGET",
+    "KSENTINEL_CONFIG",
+    "KSENTINEL_KS_VERSION",
+    "KSENTINEL_TIMEOUT",
+)
+
+
+@dataclass
+class ContractOutcome:
+    exit_code: int
+    section: ContractSection
+    report_path: Path | None
+    junit_path: Path | None
+
+
+def find_suite(suite: Path | None) -> Path:
+    """The contract suite folder: ``--suite``, else ``./contracts``, else the one shipped beside the package."""
+    candidates = (
+        [suite] if suite else [Path.cwd() / "contracts", Path(__file__).resolve().parents[3] / "contracts"]
+    )
+    for candidate in candidates:
+        if candidate is not None and (candidate / "conftest.py").exists():
+            return candidate.resolve()
+    raise ConfigError(
+        f"no contract suite found (looked for {', '.join(str(c) for c in candidates if c)}); use --suite DIR"
+    )
+
+
+def credentials_of(target: Target) -> Credentials:
+    if target.admin_secret is None:
+        raise ConfigError(f"target {target.name!r} has no admin secret (set KSENTINEL_ADMIN_SECRET)")
+    return Credentials(
+        target.partner_id,
+        target.admin_secret.reveal(),
+        target.user_secret.reveal() if target.user_secret else None,
+        target.peer_partner_id,
+        target.peer_admin_secret.reveal() if target.peer_admin_secret else None,
+        target.ks_version,
+    )
+
+
+def check_target(target: Target) -> Credentials:
+    """Preflight: raises a one-line TargetError when the target cannot be tested at all."""
+    credentials = credentials_of(target)
+    with KalturaApi(target.url, partner_id=target.partner_id, timeout=min(target.timeout, 15.0)) as api:
+        preflight(api, Sessions(credentials))
+    return credentials
+
+
+@contextlib.contextmanager
+def target_environment(target: Target) -> Iterator[None]:
+    """Expose ``target`` to the pytest run (and its xdist workers) through KSENTINEL_* variables."""
+    saved = {name: os.environ.get(name) for name in TARGET_ENV}
+    values = {
+        "KSENTINEL_URL": target.url,
+        "KSENTINEL_PARTNER_ID": str(target.partner_id),
+        "KSENTINEL_ADMIN_SECRET": target.admin_secret.reveal() if target.admin_secret else None,
+        "KSENTINEL_USER_SECRET": target.user_secret.reveal() if target.user_secret else None,
+        "KSENTINEL_PEER_PARTNER_ID": str(target.peer_partner_id) if target.peer_partner_id else None,
+        "KSENTINEL_PEER_ADMIN_SECRET": target.peer_admin_secret.reveal()
+        if target.peer_admin_secret
+        else None,
+        "KSENTINEL_KS_VERSION": str(target.ks_version),
+        "KSENTINEL_TIMEOUT": str(target.timeout),
+    }
+    try:
+        for name in TARGET_ENV:
+            os.environ.pop(name, None)
+        for name, value in values.items():
+            if value is not None:
+                os.environ[name] = value
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def run_contract(
+    target: Target,
+    *,
+    profile: str = "ci",
+    suite: Path | None = None,
+    junit: Path | None = None,
+    report: Path | None = None,
+    workers: int = 0,
+    verbose: bool = False,
+    extra_args: tuple[str, ...] = (),
+) -> ContractOutcome:
+    """Run the suite with pytest in this process; the caller has run :func:`check_target`."""
+    import pytest
+
+    chosen = get_profile(profile)
+    suite_dir = find_suite(suite)
+    started = time.time()
+    run_id = time.strftime("%Y%m%d%H%M%S", time.localtime(started))
+    with tempfile.TemporaryDirectory(prefix="ksentinel-contract-") as tmp:
+        results_file = Path(tmp) / "results.json"
+        args = [
+            str(suite_dir),
+            "--rootdir",
+            str(suite_dir),
+            "-c",
+            str(suite_dir / "pytest.ini"),
+            "--ksentinel-profile",
+            chosen.name,
+            "--ksentinel-results",
+            str(results_file),
+            "--ksentinel-run-id",
+            f"contract-{run_id}",
+            "-v" if verbose else "-q",
+        ]
+        if junit is not None:
+            junit.parent.mkdir(parents=True, exist_ok=True)
+            args += ["--junitxml", str(junit)]
+        if workers:
+            args += ["-n", str(workers)]
+        args += list(extra_args)
+        with target_environment(target):
+            code = int(pytest.main(args))
+        results = json.loads(results_file.read_text()) if results_file.exists() else []
+    section = ContractSection(chosen.name, [CheckResult.from_dict(r) for r in results], time.time() - started)
+    exit_code = EXIT_OK if code == 0 else EXIT_BROKEN if code == 1 else EXIT_USAGE
+    report_path = None
+    if report is not None:
+        run_report = RunReport(
+            title="ksentinel contract",
+            target=f"{target.name} {target.url} partner {target.partner_id}",
+            started=time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(started)),
+            duration=time.time() - started,
+            contract=section,
+        )
+        if junit is not None:
+            run_report.links["JUnit XML"] = os.path.relpath(junit, report.parent)
+        report_path = write_report(run_report, report)
+    return ContractOutcome(exit_code, section, report_path, junit)

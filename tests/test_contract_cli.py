@@ -1,0 +1,226 @@
+"""``ksentinel contract`` end to end: clean platform, the fault matrix, bad targets, artefacts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Reference, start_reference
+
+REPO = Path(__file__).resolve().parents[1]
+CONTRACT_TIMEOUT = 240
+
+# fault -> (kind, subject, rule) the report must name
+EXPECTED = {
+    "schema-drift": ("action", None, "response_schema_conformance"),
+    "wrong-error-code": ("flow", "delete", "delete.gone"),
+    "http-500": (None, None, None),
+    "stale-cache": ("caching", "cache", "cache.write_fresh"),
+    "cache-leak": ("caching", "cache", "cache.partner_isolated"),
+    "ks-expiry-ignored": ("security", "ks.expired", None),
+    "ks-signature-ignored": ("security", "ks.tampered", None),
+    "pager-duplicates": ("flow", "list", "list.total_count"),
+    "upload-corrupt": ("flow", "upload", "upload.content_match"),
+}
+
+
+def run_contract(
+    tmp: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    out = tmp / "out"
+    command = [
+        sys.executable,
+        "-m",
+        "ksentinel.cli",
+        "contract",
+        "--suite",
+        str(REPO / "contracts"),
+        "--report",
+        str(out / "contract.html"),
+        "--junit",
+        str(out / "junit.xml"),
+        *args,
+    ]
+    clean_env = {k: v for k, v in os.environ.items() if not k.startswith("KSENTINEL_")}
+    proc = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=CONTRACT_TIMEOUT,
+        env={**clean_env, **(env or {})},
+        cwd=tmp,
+    )
+    return proc, out
+
+
+def results(out: Path) -> list[dict]:
+    return json.loads((out / "contract.json").read_text())["contract"]["results"]
+
+
+def target_env(ref: Reference, *, admin_secret: str | None = None) -> dict[str, str]:
+    return {
+        "KSENTINEL_URL": ref.url,
+        "KSENTINEL_PARTNER_ID": str(ref.p1.id),
+        "KSENTINEL_ADMIN_SECRET": admin_secret or ref.p1.admin_secret,
+        "KSENTINEL_PEER_PARTNER_ID": str(ref.p2.id),
+        "KSENTINEL_PEER_ADMIN_SECRET": ref.p2.admin_secret,
+    }
+
+
+def test_clean_platform_keeps_every_contract_and_artefacts_are_clean(
+    tmp_path: Path, fresh_reference: Reference
+) -> None:
+    proc, out = run_contract(tmp_path, "--profile", "ci", env=target_env(fresh_reference))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    got = results(out)
+    kinds = {r["kind"] for r in got}
+    assert {"flow", "caching", "security"} <= kinds
+    assert all(r["outcome"] in ("passed", "skipped") for r in got)
+    # JUnit XML is well-formed xunit2 with one testcase per check
+    root = ET.parse(out / "junit.xml").getroot()
+    suites = [root] if root.tag == "testsuite" else list(root)
+    cases = [case for suite in suites for case in suite.iter("testcase")]
+    assert len(cases) == len(got) and all(case.get("classname") and case.get("name") for case in cases)
+    # the HTML report is one self-contained file
+    html = (out / "contract.html").read_text()
+    assert 'id="verdict"' in html and "PASS" in html
+    for external in ("<script", "<link", 'src="http', "@import", "url("):
+        assert external not in html
+    # no secret or KS anywhere in what the run wrote or printed
+    secrets = [
+        fresh_reference.p1.admin_secret,
+        fresh_reference.p1.user_secret,
+        fresh_reference.p2.admin_secret,
+    ]
+    written = "".join(p.read_text(errors="replace") for p in out.iterdir()) + proc.stdout + proc.stderr
+    for secret in secrets:
+        assert secret not in written
+    assert "djJ8" not in written, "a KS v2 leaked into the artefacts"
+    # and the run cleaned up after itself
+    store = fresh_reference.server.platform.store
+    assert store.all_entries() == []
+
+
+@pytest.mark.parametrize("fault", sorted(EXPECTED))
+def test_fault_matrix_each_fault_breaks_a_named_contract(fault: str, tmp_path: Path) -> None:
+    with start_reference(tmp_path / "ref", faults=(fault,)) as ref:
+        proc, out = run_contract(tmp_path, "--profile", "quick", env=target_env(ref))
+    assert proc.returncode == 1, f"fault {fault} was not caught:\n{proc.stdout[-3000:]}"
+    kind, subject, rule = EXPECTED[fault]
+    broken = [r for r in results(out) if r["outcome"] in ("failed", "error")]
+    assert broken
+    matching = [
+        r
+        for r in broken
+        if (kind is None or r["kind"] == kind)
+        and (subject is None or r["subject"] == subject)
+        and (rule is None or rule in (r.get("rule") or "") + (r.get("message") or ""))
+    ]
+    assert matching, (
+        f"{fault}: expected a broken {kind}/{subject}/{rule}, got {[(r['kind'], r['subject'], r.get('rule')) for r in broken]}"
+    )
+    html = (out / "contract.html").read_text()
+    assert "FAIL" in html and matching[0]["subject"] in html
+
+
+def test_unreachable_url_exits_2_with_one_line(tmp_path: Path) -> None:
+    proc, _ = run_contract(
+        tmp_path,
+        "--url",
+        "http://127.0.0.1:9",
+        "--partner-id",
+        "101",
+        env={"KSENTINEL_ADMIN_SECRET": "x" * 32},
+    )
+    assert proc.returncode == 2
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("ksentinel: error:")]
+    assert len(errors) == 1 and "cannot reach" in errors[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_not_a_kaltura_api_exits_2(tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    class Html(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self._html()
+
+        def do_POST(self) -> None:
+            self._html()
+
+        def _html(self) -> None:
+            body = b"<html><body>welcome to nginx</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Html)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        proc, _ = run_contract(
+            tmp_path,
+            "--url",
+            f"http://127.0.0.1:{server.server_port}",
+            "--partner-id",
+            "101",
+            env={"KSENTINEL_ADMIN_SECRET": "x" * 32},
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert proc.returncode == 2
+    assert "does not answer like a Kaltura API" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_wrong_secret_exits_2(tmp_path: Path, reference: Reference) -> None:
+    proc, _ = run_contract(tmp_path, env=target_env(reference, admin_secret="0" * 32))
+    assert proc.returncode == 2
+    assert "refused our admin KS" in proc.stderr and "0" * 32 not in proc.stderr
+
+
+def test_deep_run_leaves_nothing_and_touches_nothing_it_did_not_create(
+    tmp_path: Path, fresh_reference: Reference
+) -> None:
+    import httpx
+
+    from ksentinel.kaltura.api import KalturaApi
+    from tests.helpers import admin_ks, upload_entry
+
+    admin = admin_ks(fresh_reference.p1, "someone-else")
+    with httpx.Client(timeout=10) as http:
+        seeded = [
+            upload_entry(http, fresh_reference.url, admin, os.urandom(2000), name=f"precious {i}")
+            for i in range(2)
+        ]
+    with KalturaApi(fresh_reference.url, ks=admin) as api:
+        seeded.append(
+            api.call("baseEntry", "add", entry={"objectType": "KalturaBaseEntry", "name": "precious draft"})
+        )
+        seeded_token = api.call("uploadToken", "add")
+    store = fresh_reference.server.platform.store
+    before = {e["id"]: (e["name"], e["updated_at"], e["status"]) for e in store.all_entries()}
+
+    proc, _ = run_contract(tmp_path, "--profile", "deep", env=target_env(fresh_reference))
+    assert proc.returncode == 0, proc.stdout[-3000:]
+
+    after = {e["id"]: (e["name"], e["updated_at"], e["status"]) for e in store.all_entries()}
+    assert after == {k: v for k, v in before.items() if k in after} and set(after) == set(before), (
+        "the run changed or left entries"
+    )
+    token = store.get_token(fresh_reference.p1.id, seeded_token["id"])
+    assert token is not None and token["status"] == 0
+    leftovers = [t for t in store.all_tokens() if t["id"] != seeded_token["id"] and t["status"] not in (3, 5)]
+    assert leftovers == [], "the run left open upload tokens"
