@@ -229,6 +229,47 @@ def contract(
     sys.exit(outcome.exit_code)
 
 
+@main.command()
+@target_options
+@click.option("--tag", "run_tag", metavar="TAG", help="Only what the run with this id created.")
+@click.option(
+    "--older-than",
+    default="0s",
+    show_default=True,
+    metavar="AGE",
+    help="Only objects created more than AGE ago (e.g. 30m, 2h, 1d).",
+)
+@click.option("--dry-run", is_flag=True, help="Say what would be removed, remove nothing.")
+def sweep(selection: TargetSelection, run_tag: str | None, older_than: str, dry_run: bool) -> None:
+    """Remove leftovers of crashed runs: entries tagged ksentinel and ksentinel-* upload tokens."""
+    from ksentinel.contract.runner import check_target
+    from ksentinel.embedded import open_target
+    from ksentinel.flows import Sessions
+    from ksentinel.flows.sweep import parse_age
+    from ksentinel.flows.sweep import sweep as sweep_target
+    from ksentinel.kaltura.api import KalturaApi
+
+    age = parse_age(older_than)
+    _, resolved = selection.resolve()
+    with open_target(resolved.target) as target:
+        credentials = check_target(target)
+        verb = "would remove" if dry_run else "removed"
+        with KalturaApi(target.url, partner_id=target.partner_id, timeout=target.timeout) as api:
+            result = sweep_target(
+                api.with_ks(Sessions(credentials).admin()),
+                run_tag=run_tag,
+                older_than=age,
+                dry_run=dry_run,
+                on_item=lambda kind, object_id: click.echo(f"  {verb} {kind} {object_id}"),
+            )
+    click.echo(
+        f"sweep: {verb} {len(result.entries)} entries and {len(result.tokens)} upload tokens from {target.name}"
+    )
+    for error in result.errors:
+        click.echo(f"  could not remove {error}", err=True)
+    sys.exit(1 if result.errors else 0)
+
+
 main.add_command(config_group)
 
 
