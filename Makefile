@@ -15,12 +15,13 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# Until `ksentinel demo` lands, the demo runs the official Kaltura client against the embedded platform.
 demo: $(STAMP)
-	$(BIN)/ksentinel demo
+	$(BIN)/python examples/official_client_flow.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples contracts load
+	$(BIN)/ruff format --check src tests benchmarks examples contracts load
 
 test: $(STAMP) lint
 	$(BIN)/pytest

@@ -451,30 +451,50 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             "Exit 0 unless a scenario errored (1) or the server did not start (2). "
             "Run with the project venv: .venv/bin/python benchmarks/reference_throughput.py"
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per scenario")
-    parser.add_argument("--warmup", type=float, default=1.0, help="verified warm-up seconds per scenario")
-    parser.add_argument("--connections", type=int, default=32, help="concurrent keep-alive connections")
     parser.add_argument(
-        "--repeat", type=int, default=1, help="measured runs per scenario; the median run is reported"
+        "--duration", type=float, default=5.0, help="measured seconds per scenario (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=1.0,
+        help="verified warm-up seconds per scenario (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--connections", type=int, default=32, help="concurrent keep-alive connections (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="measured runs per scenario; the median run is reported (default: %(default)s)",
     )
     parser.add_argument(
         "--tool",
         choices=("auto", "wrk", "python"),
         default="auto",
-        help="load generator (auto: wrk if found)",
+        help="load generator; auto = wrk if installed, else python (default: %(default)s)",
     )
     parser.add_argument(
         "--scenarios",
         default=",".join(DEFAULT_SCENARIOS),
-        help=f"comma-separated, from: {', '.join(ALL_SCENARIOS)}",
+        help=f"comma-separated, from: {', '.join(ALL_SCENARIOS)} (default: %(default)s)",
     )
-    parser.add_argument("--entries", type=int, default=200, help="entries seeded with baseEntry.add")
-    parser.add_argument("--page-size", type=int, default=30, help="baseEntry.list page size")
-    parser.add_argument("--server-cpu", type=int, default=None, help="CPU for the server (default: first)")
     parser.add_argument(
-        "--client-cpu", type=int, default=None, help="CPU for the load generator (default: second)"
+        "--entries", type=int, default=200, help="entries seeded with baseEntry.add (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--page-size", type=int, default=30, help="baseEntry.list page size (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--server-cpu", type=int, default=None, help="CPU for the server (default: the first allowed CPU)"
+    )
+    parser.add_argument(
+        "--client-cpu",
+        type=int,
+        default=None,
+        help="CPU for the load generator (default: the next allowed CPU)",
     )
     parser.add_argument("--no-pin", action="store_true", help="do not pin the server and load generator")
     args = parser.parse_args(argv)

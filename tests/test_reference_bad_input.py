@@ -189,3 +189,30 @@ def test_control_characters_are_refused(reference: Reference, http: httpx.Client
         entry={"objectType": "KalturaBaseEntry", "name": "bell\x07"},
     )
     assert is_error(result, "INVALID_PARAMETER_CHAR")
+
+
+@pytest.mark.parametrize(
+    ("service", "action", "params"),
+    [
+        ("uploadToken", "add", {"uploadToken": {"objectType": "KalturaUploadToken", "fileSize": "1e999"}}),
+        ("uploadToken", "add", {"uploadToken": {"objectType": "KalturaUploadToken", "fileSize": -1e308}}),
+        (
+            "media",
+            "count",
+            {"filter": {"objectType": "KalturaMediaEntryFilter", "createdAtGreaterThanOrEqual": 2**70}},
+        ),
+        (
+            "baseEntry",
+            "list",
+            {"pager": {"objectType": "KalturaFilterPager", "pageSize": 2**64, "pageIndex": -(2**65)}},
+        ),
+    ],
+)
+def test_out_of_range_numbers_never_crash(
+    reference: Reference, http: httpx.Client, service: str, action: str, params: dict
+) -> None:
+    # found by schemathesis: infinities and integers past 64 bits used to crash the store (HTTP 500)
+    response, result = raw_call(http, reference.url, service, action, ks=admin_ks(reference.p1), **params)
+    assert response.status_code == 200
+    assert result is not None, response.text
+    assert not (isinstance(result, dict) and result.get("code") == "INTERNAL_SERVERL_ERROR"), result

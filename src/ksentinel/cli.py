@@ -270,6 +270,49 @@ def sweep(selection: TargetSelection, run_tag: str | None, older_than: str, dry_
     sys.exit(1 if result.errors else 0)
 
 
+@main.command()
+@target_options
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("openapi.json"),
+    show_default=True,
+    help="Where to write the OpenAPI document.",
+)
+@click.option(
+    "--source",
+    metavar="URL|FILE",
+    help="Read the schema from this URL or api_schema.php XML file instead of the target.",
+)
+@click.option("--all", "all_actions", is_flag=True, help="Ignore the contract scope: convert every action.")
+@click.option("--lenient", is_flag=True, help="Allow properties the schema does not declare in responses.")
+def schema(
+    selection: TargetSelection, output: Path, source: str | None, all_actions: bool, lenient: bool
+) -> None:
+    """Convert a Kaltura API schema (/api_v3/api_schema.php) into an OpenAPI 3.1 document.
+
+    The XML is parsed with entity expansion and external entities disabled: a hostile schema gives a
+    one-line error and exit 2.
+    """
+    from ksentinel.contract.scope import load_scope
+    from ksentinel.embedded import open_target
+    from ksentinel.schema.command import write_openapi
+
+    config, resolved = selection.resolve(require_secrets=False)
+    scope = None if all_actions else load_scope(config)
+    if source is not None:
+        summary = write_openapi(source, output, scope, strict=not lenient)
+    else:
+        with open_target(resolved.target) as target:
+            summary = write_openapi(target.url, output, scope, timeout=target.timeout, strict=not lenient)
+    click.echo(
+        f"schema: wrote {summary.output} (API {summary.api_version}: {summary.actions} actions of "
+        f"{summary.services} services, {summary.destructive_actions} destructive, {summary.classes} classes, "
+        f"{summary.bytes_written} bytes)"
+    )
+
+
 main.add_command(config_group)
 
 

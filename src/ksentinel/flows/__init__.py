@@ -43,7 +43,7 @@ __all__ = [
 
 def load_builtin() -> None:
     """Register the built-in flows (importing the modules registers them)."""
-    from ksentinel.flows import cache, delete, listing, multirequest, session, upload  # noqa: F401
+    from ksentinel.flows import browse, cache, delete, listing, multirequest, session, upload  # noqa: F401
 
 
 def all_flows() -> dict[str, Flow]:

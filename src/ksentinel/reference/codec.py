@@ -32,25 +32,31 @@ def parse_bool(value: Any) -> bool:
     return text not in ("", "0")
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
 def parse_int(value: Any) -> int:
-    """PHP ``(int)`` cast: leading digits, else 0."""
+    """PHP ``(int)`` cast: leading digits, else 0; saturated to 64 bits as PHP integers are."""
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value) if math.isfinite(value) else 0
-    match = re.match(r"\s*([+-]?\d+)", str(value))
-    return int(match.group(1)) if match else 0
+        number = value
+    elif isinstance(value, float):
+        number = int(value) if math.isfinite(value) else 0
+    else:
+        match = re.match(r"\s*([+-]?\d+)", str(value)[:64])
+        number = int(match.group(1)) if match else 0
+    return max(INT64_MIN, min(INT64_MAX, number))
 
 
 def parse_float(value: Any) -> float:
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, int | float):
-        return float(value)
-    match = re.match(r"\s*([+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?)", str(value))
-    return float(match.group(1)) if match else 0.0
+    """A float as PHP would read it; infinities and NaN (which the store cannot keep) become 0."""
+    if isinstance(value, bool) or isinstance(value, int | float):
+        number = float(value)
+    else:
+        match = re.match(r"\s*([+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?)", str(value)[:64])
+        number = float(match.group(1)) if match else 0.0
+    return number if math.isfinite(number) and abs(number) < 2.0**63 else 0.0
 
 
 def parse_default(literal: str | None, type_name: str) -> Any:

@@ -50,7 +50,7 @@ _PATH_SEGMENT = re.compile(r"^[A-Za-z0-9_]+$")
 _INT_TEXT = re.compile(r"^-?(0|[1-9][0-9]{0,17})$")
 _NUMBER_TEXT = re.compile(r"^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$")
 _BIGINT_PATTERN = r"^-?[0-9]+$"
-_FLOAT_PATTERN = r"^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$"
+_FLOAT_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
 _ADD_LIKE = re.compile(r"^add($|[A-Z])")
 _NO_DEFAULT = object()
 
@@ -61,8 +61,14 @@ _MULTIPART = "multipart/form-data"
 def to_openapi(
     schema: Schema, *, scope: Scope | None = None, server_url: str | None = None, strict: bool = True
 ) -> dict[str, Any]:
-    """The OpenAPI 3.1 document (plain dicts and lists; dump with ``sort_keys=True`` for stable bytes)."""
-    scope = scope or Scope()
+    """The OpenAPI 3.1 document (plain dicts and lists; dump with ``sort_keys=True`` for stable bytes).
+
+    With a ``scope``, only its actions and the classes and enums they reach are written; without one,
+    every action and every class. ``x-kaltura-destructive`` follows the scope (default patterns when
+    there is none).
+    """
+    if scope is None:
+        return _Converter(schema, Scope(), strict).document(server_url)
     return _Converter(scope.apply(schema), scope, strict).document(server_url)
 
 
@@ -84,6 +90,12 @@ class _Converter:
                 self.children.setdefault(cls.base, []).append(cls.name)
         self._concrete: dict[str, list[str]] = {}
         self.undeclared: set[str] = set()
+        names = [service.name.lower() for service in schema.services.values()]
+        self._shared_names = {name for name in names if names.count(name) > 1}
+
+    def label(self, service: ServiceDef) -> str:
+        """The service part of operationIds: its name, or its id when another service has the same name."""
+        return service.id if service.name.lower() in self._shared_names else service.name
 
     # ----------------------------------------------------------------------------- the document
 
@@ -153,7 +165,7 @@ class _Converter:
     # ----------------------------------------------------------------------------- operations
 
     def operation(self, service: ServiceDef, action: ActionDef) -> dict[str, Any]:
-        op_id = f"{service.name}.{action.name}"
+        op_id = f"{self.label(service)}.{action.name}"
         op: dict[str, Any] = {
             "operationId": op_id,
             "tags": [service.name],
@@ -264,7 +276,7 @@ class _Converter:
                 continue
             if first.name != "id" and not first.name.endswith("Id"):
                 continue
-            target_id = f"{service.name}.{target.name}"
+            target_id = f"{self.label(service)}.{target.name}"
             links[target_id] = {
                 "operationId": target_id,
                 "description": f"The {result} that {service.name}.{action.name} created.",

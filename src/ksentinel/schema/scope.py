@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ksentinel.errors import ConfigError
-from ksentinel.schema.model import SIMPLE_TYPES, ClassDef, Schema, ServiceDef
+from ksentinel.schema.model import SIMPLE_TYPES, Schema, ServiceDef
 
 DEFAULT_DESTRUCTIVE: tuple[str, ...] = (
     # remove or overwrite
@@ -161,13 +161,19 @@ class Scope:
 
 
 def reachable(schema: Schema, services: Iterable[ServiceDef]) -> tuple[set[str], set[str]]:
-    """Names of the classes and enums that the actions of ``services`` reach."""
+    """Names of the classes and enums that the actions of ``services`` reach.
+
+    A class used as a type (by a parameter, a result or a property) brings its subclasses, which
+    may stand in for it, and its base classes, whose properties it inherits; a base class brings
+    only what its own properties use, not its other subclasses.
+    """
     children: dict[str, list[str]] = {}
     for cls in schema.classes.values():
         if cls.base:
             children.setdefault(cls.base, []).append(cls.name)
     classes: set[str] = set()
     enums: set[str] = set()
+    used: set[str] = set()
     pending: list[str] = []
 
     def use(*names: str | None) -> None:
@@ -176,8 +182,8 @@ def reachable(schema: Schema, services: Iterable[ServiceDef]) -> tuple[set[str],
                 continue
             if name in schema.enums:
                 enums.add(name)
-            elif name in schema.classes and name not in classes:
-                classes.add(name)
+            elif name in schema.classes and name not in used:
+                used.add(name)
                 pending.append(name)
 
     for service in services:
@@ -186,10 +192,14 @@ def reachable(schema: Schema, services: Iterable[ServiceDef]) -> tuple[set[str],
             for param in action.params:
                 use(param.type, param.enum_type, param.array_type)
     while pending:
-        cls: ClassDef = schema.classes[pending.pop()]
-        use(cls.base, *children.get(cls.name, ()))
-        for prop in cls.props:
-            use(prop.type, prop.enum_type, prop.array_type, prop.values_enum_type)
+        name = pending.pop()
+        use(*children.get(name, ()))
+        for cls in schema.lineage(name):  # the class, then its bases
+            if cls.name in classes:
+                break
+            classes.add(cls.name)
+            for prop in cls.props:
+                use(prop.type, prop.enum_type, prop.array_type, prop.values_enum_type)
     return classes, enums
 
 

@@ -1,0 +1,350 @@
+"""Locust event wiring of a ksentinel run (imported by the locustfile only: it imports Locust).
+
+:func:`install` registers, once per process:
+
+* ``--ksentinel-run-tag`` (``$KSENTINEL_LOAD_RUN_TAG``): the master (or local process) picks the run
+  tag and Locust hands it to every worker with the spawn message, so every object the run creates
+  carries the same tag;
+* at ``init``: the target (one-line error and exit 2 when there is none), the users' host, the
+  ``ksentinel_load_*`` exporter and the progress lines (master / local process only);
+* at ``test_stop``: on a worker, its users are stopped and its final stats sent at once; on the
+  master, every worker is asked to do that and the master waits (bounded) for their final reports,
+  so the final stats cover all workers; then the run's leftovers are swept (``sweep --tag``);
+* at ``quitting`` (also after Ctrl-C / SIGINT, when users may still be running): users stopped,
+  leftovers swept, the JSON summary written to ``$KSENTINEL_LOAD_SUMMARY``; without that variable
+  (``locust -f`` on its own) the SLO table is logged and decides Locust's exit code.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import gevent
+from locust import events as locust_events
+from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING, MasterRunner, WorkerRunner
+
+from ksentinel.config import load_config
+from ksentinel.errors import ConfigError, KsentinelError
+from ksentinel.flows import Sessions, new_run_id
+from ksentinel.flows.sweep import sweep
+from ksentinel.kaltura.api import KalturaApi
+from ksentinel.load.arrival import ArrivalStats
+from ksentinel.load.summary import build_summary, write_summary
+from ksentinel.load.transport import CHECK_TYPE, FLOW_TYPE
+from ksentinel.load.users import FlowUser, LoadRun
+from ksentinel.load.verdict import evaluate, exit_code, render_table
+from ksentinel.slo import merge_slo, parse_slo
+
+log = logging.getLogger("ksentinel.load")
+STOP_MESSAGE = "ksentinel_stop"
+REPORT_KEY = "ksentinel"
+
+
+@dataclass
+class _State:
+    run: LoadRun
+    environment: Any = None
+    started: float | None = None
+    peak_users: int = 0
+    stopped: bool = False  # worker: its users are stopped, its next report is final
+    seen: set[str] = field(default_factory=set)
+    final: set[str] = field(default_factory=set)
+    arrival: dict[str, dict[str, float]] = field(default_factory=dict)
+    swept: bool = False
+    summary_written: bool = False
+    interrupted: bool = False
+
+
+_STATE: _State | None = None
+
+
+def install(run: LoadRun, events: Any = locust_events) -> None:
+    """Register the listeners (once per process)."""
+    global _STATE
+    if _STATE is not None:
+        return
+    _STATE = state = _State(run)
+
+    @events.init_command_line_parser.add_listener
+    def _arguments(parser: Any, **_: Any) -> None:
+        parser.add_argument(
+            "--ksentinel-run-tag",
+            type=str,
+            default="",
+            env_var="KSENTINEL_LOAD_RUN_TAG",
+            help="Tag of every object the run creates (default: a new run id)",
+            include_in_web_ui=False,
+        )
+
+    @events.init.add_listener
+    def _init(environment: Any, runner: Any = None, **_: Any) -> None:
+        state.environment = environment
+        try:
+            target = run.resolve_target(environment.host)
+        except KsentinelError as exc:
+            sys.stderr.write(f"ksentinel: error: {exc}\n")
+            raise SystemExit(2) from None
+        environment.host = environment.host or target.url
+        for user_class in environment.user_classes:
+            if issubclass(user_class, FlowUser):
+                user_class.host = user_class.host or target.url
+                user_class.network_timeout = user_class.connection_timeout = target.timeout
+        if isinstance(runner, WorkerRunner):
+            runner.register_message(STOP_MESSAGE, _stop_worker, concurrent=True)
+            events.report_to_master.add_listener(_report)
+            return
+        options = environment.parsed_options
+        run.run_tag = run.run_tag or str(getattr(options, "ksentinel_run_tag", "") or "") or new_run_id()
+        if options is not None:
+            options.ksentinel_run_tag = run.run_tag
+        if isinstance(runner, MasterRunner):
+            events.worker_report.add_listener(_worker_report)
+        log.info(
+            "ksentinel: profile %s (%s model) against %s, run tag %s",
+            run.profile.name,
+            run.profile.model,
+            target.url,
+            run.run_tag,
+        )
+        if run.settings.metrics_port is not None:
+            _serve_metrics(environment, run.settings.metrics_host, run.settings.metrics_port)
+        gevent.spawn(_progress, environment)
+
+    @events.test_start.add_listener
+    def _test_start(environment: Any, **_: Any) -> None:
+        state.started = time.time()
+        state.stopped = False
+        state.swept = False
+        state.summary_written = False
+        state.final.clear()
+        options = environment.parsed_options
+        expected = run.settings.workers or int(getattr(options, "expect_workers", 0) or 0)
+        run.workers = max(1, expected) if isinstance(environment.runner, WorkerRunner) else 1
+
+    @events.test_stop.add_listener
+    def _test_stop(environment: Any, **_: Any) -> None:
+        runner = environment.runner
+        if isinstance(runner, WorkerRunner):
+            state.stopped = True
+            return
+        if isinstance(runner, MasterRunner):
+            _collect_final_reports(runner)
+        _sweep_leftovers()
+
+    @events.quitting.add_listener
+    def _quitting(environment: Any, **_: Any) -> None:
+        runner = environment.runner
+        if runner is None:
+            return
+        if runner.state not in (STATE_STOPPED, STATE_STOPPING, STATE_CLEANUP):
+            state.interrupted = True  # Ctrl-C / SIGINT: users are still running
+            runner.stop()
+        if isinstance(runner, WorkerRunner):
+            state.stopped = True
+            _send_final_stats(runner)
+            return
+        if not state.swept:
+            _sweep_leftovers()
+        _finish(environment)
+
+
+# --- workers -------------------------------------------------------------------------------------
+
+
+def _stop_worker(environment: Any, msg: Any, **_: Any) -> None:
+    """Master's request: stop the users (their flows clean up) and send the final stats now."""
+    runner = environment.runner
+    runner.stop()
+    assert _STATE is not None
+    _STATE.stopped = True
+    _send_final_stats(runner)
+
+
+def _send_final_stats(runner: Any) -> None:
+    send = getattr(runner, "_send_stats", None)
+    if callable(send):  # else the next periodic report (every few seconds) carries them
+        try:
+            send()
+        except Exception as exc:  # the master may be gone already
+            log.debug("final stats not sent: %s", exc)
+
+
+def _report(client_id: str, data: dict[str, Any], **_: Any) -> None:
+    assert _STATE is not None
+    schedule = _STATE.run.schedule
+    data[REPORT_KEY] = {
+        "stopped": _STATE.stopped,
+        "arrival": schedule.stats.as_dict() if schedule is not None else None,
+    }
+
+
+def _worker_report(client_id: str, data: dict[str, Any], **_: Any) -> None:
+    assert _STATE is not None
+    _STATE.seen.add(client_id)
+    extra = data.get(REPORT_KEY) or {}
+    if extra.get("arrival"):
+        _STATE.arrival[client_id] = extra["arrival"]
+    if extra.get("stopped"):
+        _STATE.final.add(client_id)
+
+
+def _collect_final_reports(runner: Any) -> None:
+    assert _STATE is not None
+    workers = {client.id for client in runner.clients.all} | _STATE.seen
+    _STATE.seen |= workers
+    for client_id in workers:
+        runner.send_message(STOP_MESSAGE, None, client_id)
+    deadline = time.monotonic() + _STATE.run.settings.stop_wait
+    while not workers <= _STATE.final and time.monotonic() < deadline:
+        gevent.sleep(0.1)
+    missing = workers - _STATE.final
+    if missing:
+        log.warning(
+            "ksentinel: %d worker(s) sent no final stats in time; the summary misses them", len(missing)
+        )
+
+
+# --- clean-up, summary, verdict ------------------------------------------------------------------
+
+
+def _sweep_leftovers() -> None:
+    assert _STATE is not None
+    run = _STATE.run
+    if run.target is None or run.credentials is None or not run.run_tag:
+        return
+    try:
+        with KalturaApi(run.target.url, partner_id=run.target.partner_id, timeout=run.target.timeout) as api:
+            result = sweep(api.with_ks(Sessions(run.credentials).admin()), run_tag=run.run_tag)
+    except KsentinelError as exc:
+        log.warning(
+            "ksentinel: clean-up of run %s failed: %s (run `ksentinel sweep --tag %s`)",
+            run.run_tag,
+            exc,
+            run.run_tag,
+        )
+        return
+    _STATE.swept = True
+    if result.entries or result.tokens:
+        log.info(
+            "ksentinel: clean-up removed %d entries and %d upload tokens left by run %s",
+            len(result.entries),
+            len(result.tokens),
+            run.run_tag,
+        )
+    for error in result.errors:
+        log.warning("ksentinel: clean-up could not remove %s", error)
+
+
+def _finish(environment: Any) -> None:
+    assert _STATE is not None
+    state, run = _STATE, _STATE.run
+    if state.summary_written:
+        return
+    runner = environment.runner
+    if isinstance(runner, MasterRunner):
+        expected = run.settings.workers or int(getattr(environment.parsed_options, "expect_workers", 0) or 0)
+        workers = {
+            "mode": "master",
+            "expected": expected,
+            "seen": len(state.seen),
+            "final": len(state.final & state.seen),
+            "covered": bool(state.seen) and state.seen <= state.final and len(state.seen) >= expected,
+        }
+        arrival_stats = ArrivalStats()
+        for stats in state.arrival.values():
+            arrival_stats.merge(stats)
+    else:
+        workers = {"mode": "local", "expected": 0, "seen": 0, "final": 0, "covered": True}
+        arrival_stats = run.schedule.stats if run.schedule is not None else ArrivalStats()
+    arrival = None
+    if run.profile.open:
+        arrival = {"rate": run.profile.arrival_rate, **arrival_stats.as_dict()}
+    summary = build_summary(
+        runner.stats,
+        run_tag=run.run_tag,
+        profile=run.profile.name,
+        model=run.profile.model,
+        started=state.started,
+        ended=time.time(),
+        peak_users=state.peak_users,
+        final_users=runner.user_count,
+        workers=workers,
+        interrupted=state.interrupted,
+        arrival=arrival,
+    )
+    state.summary_written = True
+    if run.settings.summary_path is not None:
+        write_summary(summary, run.settings.summary_path)
+        environment.process_exit_code = 0  # `ksentinel load` judges the SLOs from the summary
+        return
+    try:  # `locust -f load/locustfile.py` on its own: judge here, Locust exits with our code
+        config = load_config()
+        spec = parse_slo(merge_slo(config.slo, run.profile.slo), source=config.label)
+    except ConfigError as exc:
+        log.error("ksentinel: %s", exc)
+        environment.process_exit_code = 2
+        return
+    rows = evaluate(summary, spec)
+    for line in render_table(rows, summary).splitlines():
+        log.info("%s", line)
+    environment.process_exit_code = exit_code(rows)
+
+
+# --- exporter and progress -----------------------------------------------------------------------
+
+
+def _serve_metrics(environment: Any, host: str, port: int) -> None:
+    from gevent.pywsgi import WSGIServer
+    from prometheus_client import CollectorRegistry, make_wsgi_app
+
+    from ksentinel.load.metrics import LoadCollector
+
+    registry = CollectorRegistry()
+    registry.register(LoadCollector(lambda: (environment.runner.stats, environment.runner.user_count)))
+    server = WSGIServer((host, port), make_wsgi_app(registry), log=None, error_log=None)
+    try:
+        server.start()
+    except OSError as exc:
+        sys.stderr.write(f"ksentinel: error: cannot serve metrics on {host}:{port}: {exc.strerror or exc}\n")
+        raise SystemExit(2) from None
+    log.info("ksentinel: metrics on http://%s:%d/metrics", host, server.server_port)
+
+
+def _progress(environment: Any) -> None:
+    assert _STATE is not None
+    state = _STATE
+    interval = state.run.settings.progress_interval
+    last = time.monotonic()
+    while True:
+        gevent.sleep(1.0)
+        runner = environment.runner
+        if runner is None:
+            continue
+        state.peak_users = max(state.peak_users, runner.user_count)
+        if not interval or time.monotonic() - last < interval or state.started is None:
+            continue
+        if runner.state in (STATE_STOPPED, STATE_STOPPING, STATE_CLEANUP):
+            continue
+        last = time.monotonic()
+        requests = failures = 0
+        for entry in list(runner.stats.entries.values()):
+            if entry.method == FLOW_TYPE:
+                continue
+            if entry.method != CHECK_TYPE:
+                requests += entry.num_requests
+            failures += entry.num_failures
+        elapsed = time.time() - state.started
+        ratio = failures / requests if requests else 0.0
+        log.info(
+            "ksentinel: %4.0fs  users %3d  requests %6d (%6.1f/s)  failures %4d (%.2f%%)",
+            elapsed,
+            runner.user_count,
+            requests,
+            requests / elapsed if elapsed > 0 else 0.0,
+            failures,
+            ratio * 100,
+        )

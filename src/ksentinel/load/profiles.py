@@ -1,0 +1,447 @@
+"""Load profiles: ``load/profiles.toml``, validated on load.
+
+A profile says how many users run which flows for how long::
+
+    [profiles.smoke]
+    description = "a short check that everything works (about 20 s)"
+    users = 6                    # concurrent users (closed model) or flow executors (open model)
+    spawn_rate = 3               # users started per second
+    run_time = "20s"
+    mix = { session = 1, upload = 1, browse = 2 }   # flow -> weight (SessionUser, UploadUser, BrowseUser)
+    wait = [0.2, 1.0]            # seconds a user pauses between two flows (random in the range)
+    upload_bytes = 65536         # size of each generated upload
+    chunk_bytes = 16384          # uploadToken.upload chunk size
+    sessions = "local"           # "local": KS built from the secret; "start": session.start per user
+    ks_pool = 4                  # distinct user ids the KS are issued to
+    ks_expiry = 3600             # seconds a KS lives (refreshed when a quarter is left)
+    [profiles.smoke.slo]         # optional overrides of ksentinel.toml's [slo]
+    min_throughput = 5
+
+    [profiles.ramp]              # closed model with a LoadTestShape: one table per stage
+    stages = [ { duration = "30s", users = 10, spawn_rate = 2 }, { duration = "1m", users = 50 } ]
+
+    [profiles.arrival]           # open model: a fixed arrival rate of flows
+    model = "open"
+    arrival_rate = 10            # flows started per second (all workers together)
+    users = 30                   # executors: at most this many flows in flight
+
+``[defaults]`` holds values every profile inherits. Errors are one-line ``ConfigError`` naming the
+file and the key path, with "did you mean" for unknown keys.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ksentinel.errors import ConfigError
+from ksentinel.flows.core import FlowOptions
+from ksentinel.slo import merge_slo, parse_duration, parse_slo
+
+PROFILE_KEYS = (
+    "description",
+    "model",
+    "users",
+    "spawn_rate",
+    "run_time",
+    "stages",
+    "arrival_rate",
+    "mix",
+    "wait",
+    "upload_bytes",
+    "chunk_bytes",
+    "ready_timeout",
+    "list_seed",
+    "list_page_size",
+    "sessions",
+    "ks_pool",
+    "ks_expiry",
+    "slo",
+)
+STAGE_KEYS = ("duration", "users", "spawn_rate")
+MODELS = ("closed", "open")
+SESSION_MODES = ("local", "start")
+_NAME = re.compile(r"[A-Za-z0-9_-]+\Z")
+MAX_BYTES = 1024 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of a staged profile: hold ``users`` (reached at ``spawn_rate``/s) for ``duration`` s."""
+
+    duration: float
+    users: int
+    spawn_rate: float
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One validated profile."""
+
+    name: str
+    description: str = ""
+    model: str = "closed"
+    users: int = 1
+    spawn_rate: float = 1.0
+    run_time: float = 60.0
+    stages: tuple[Stage, ...] = ()
+    arrival_rate: float = 0.0
+    mix: Mapping[str, int] = field(default_factory=lambda: {"session": 1, "upload": 1, "browse": 1})
+    wait: tuple[float, float] = (0.5, 2.0)
+    upload_bytes: int = 256 * 1024
+    chunk_bytes: int = 64 * 1024
+    ready_timeout: float = 60.0
+    list_seed: int = 5
+    list_page_size: int = 2
+    sessions: str = "local"
+    ks_pool: int = 8
+    ks_expiry: int = 3600
+    slo: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def open(self) -> bool:
+        return self.model == "open"
+
+    @property
+    def staged(self) -> bool:
+        return bool(self.stages)
+
+    @property
+    def duration(self) -> float:
+        """How long a run lasts (the stages' total for a staged profile)."""
+        return sum(s.duration for s in self.stages) if self.stages else self.run_time
+
+    @property
+    def peak_users(self) -> int:
+        return max((s.users for s in self.stages), default=self.users)
+
+    def weight(self, flow: str) -> int:
+        """The mix weight of ``flow`` (0 = not run)."""
+        return int(self.mix.get(flow, 0))
+
+    def runs(self, flow: str) -> bool:
+        """True when a closed-model user class of ``flow`` takes part in this profile."""
+        return not self.open and self.weight(flow) > 0
+
+    @property
+    def flow_options(self) -> FlowOptions:
+        return FlowOptions(
+            upload_bytes=self.upload_bytes,
+            chunk_bytes=self.chunk_bytes,
+            ready_timeout=self.ready_timeout,
+            list_seed=self.list_seed,
+            list_page_size=self.list_page_size,
+        )
+
+    def with_overrides(
+        self, *, users: int | None = None, spawn_rate: float | None = None, run_time: float | None = None
+    ) -> Profile:
+        """The profile after ``--users``/``--spawn-rate``/``--run-time``.
+
+        A staged profile is scaled: user counts (and spawn rates) by ``users / peak users``, stage
+        durations by ``run_time / total duration``; ``spawn_rate`` then caps every stage's rate.
+        """
+        if not self.stages:
+            return replace(
+                self,
+                users=users if users is not None else self.users,
+                spawn_rate=spawn_rate if spawn_rate is not None else self.spawn_rate,
+                run_time=run_time if run_time is not None else self.run_time,
+            )
+        user_scale = users / self.peak_users if users is not None else 1.0
+        time_scale = run_time / self.duration if run_time is not None else 1.0
+        stages = tuple(
+            Stage(
+                duration=s.duration * time_scale,
+                users=max(0, round(s.users * user_scale)),
+                spawn_rate=min(s.spawn_rate * user_scale, spawn_rate)
+                if spawn_rate
+                else s.spawn_rate * user_scale,
+            )
+            for s in self.stages
+        )
+        return replace(self, stages=stages, users=max(s.users for s in stages))
+
+
+@dataclass(frozen=True)
+class ProfileSet:
+    """Every profile of one ``profiles.toml``."""
+
+    path: Path
+    profiles: Mapping[str, Profile]
+
+    def get(self, name: str) -> Profile:
+        try:
+            return self.profiles[name]
+        except KeyError:
+            hint = difflib.get_close_matches(name, list(self.profiles), n=1, cutoff=0.6)
+            known = ", ".join(sorted(self.profiles)) or "none"
+            detail = f"did you mean '{hint[0]}'?" if hint else f"known profiles: {known}"
+            raise ConfigError(f"{self.path}: unknown profile '{name}'; {detail}") from None
+
+
+class _Invalid(Exception):
+    pass
+
+
+def load_profiles(
+    path: Path, *, known_flows: tuple[str, ...] = (), known_steps: tuple[str, ...] = ()
+) -> ProfileSet:
+    """Read and validate ``path``; raises a one-line :class:`ConfigError`."""
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such profiles file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except ValueError as exc:  # TOMLDecodeError, UnicodeDecodeError
+        raise ConfigError(f"{path}: not valid TOML: {' '.join(str(exc).split())}") from None
+    profiles = parse_profiles(data, known_flows=known_flows, known_steps=known_steps, source=str(path))
+    return ProfileSet(path, profiles)
+
+
+def parse_profiles(
+    data: Mapping[str, Any],
+    *,
+    known_flows: tuple[str, ...] = (),
+    known_steps: tuple[str, ...] = (),
+    source: str = "profiles.toml",
+) -> dict[str, Profile]:
+    """Validate the parsed TOML of a profiles file; raises a one-line :class:`ConfigError`."""
+    try:
+        return _parse_profiles(data, known_flows, known_steps, source)
+    except _Invalid as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def _parse_profiles(
+    data: Mapping[str, Any], known_flows: tuple[str, ...], known_steps: tuple[str, ...], source: str
+) -> dict[str, Profile]:
+    _check_keys(data, ("defaults", "profiles"), "")
+    defaults = _table(data.get("defaults", {}), "defaults")
+    _check_keys(defaults, PROFILE_KEYS, "defaults")
+    tables = _table(data.get("profiles", {}), "profiles")
+    if not tables:
+        raise _Invalid("profiles: no profile defined (add a [profiles.NAME] table)")
+    out: dict[str, Profile] = {}
+    for name, raw in tables.items():
+        where = f"profiles.{name}"
+        if not _NAME.match(name):
+            raise _Invalid(
+                f"profiles.{json.dumps(name)}: a profile name uses only letters, digits, '-' and '_'"
+            )
+        table = _table(raw, where)
+        _check_keys(table, PROFILE_KEYS, where)
+        merged = {**defaults, **table}
+        if "slo" in defaults and "slo" in table:
+            merged["slo"] = merge_slo(defaults["slo"], table["slo"])
+        out[name] = _profile(name, merged, where, known_flows, known_steps, source)
+    return out
+
+
+def _profile(
+    name: str,
+    table: Mapping[str, Any],
+    where: str,
+    known_flows: tuple[str, ...],
+    known_steps: tuple[str, ...],
+    source: str,
+) -> Profile:
+    values: dict[str, Any] = {"name": name}
+    if "description" in table:
+        values["description"] = _string(table["description"], f"{where}.description")
+    model = table.get("model", "closed")
+    if model not in MODELS:
+        raise _Invalid(f'{where}.model: expected "closed" or "open", got {_describe(model)}')
+    values["model"] = model
+    for key in ("users", "list_seed", "list_page_size", "ks_pool"):
+        if key in table:
+            values[key] = _int(table[key], f"{where}.{key}", minimum=1)
+    if "ks_expiry" in table:
+        values["ks_expiry"] = _int(table["ks_expiry"], f"{where}.ks_expiry", minimum=60)
+    for key in ("upload_bytes", "chunk_bytes"):
+        if key in table:
+            values[key] = _int(table[key], f"{where}.{key}", minimum=1, maximum=MAX_BYTES)
+    for key in ("spawn_rate", "ready_timeout"):
+        if key in table:
+            values[key] = _number(table[key], f"{where}.{key}", exclusive_zero=True)
+    if "run_time" in table:
+        values["run_time"] = _duration(table["run_time"], f"{where}.run_time")
+    if "arrival_rate" in table:
+        values["arrival_rate"] = _number(table["arrival_rate"], f"{where}.arrival_rate", exclusive_zero=True)
+    if "sessions" in table:
+        if table["sessions"] not in SESSION_MODES:
+            raise _Invalid(
+                f'{where}.sessions: expected "local" or "start", got {_describe(table["sessions"])}'
+            )
+        values["sessions"] = table["sessions"]
+    if "wait" in table:
+        values["wait"] = _wait(table["wait"], f"{where}.wait")
+    if "mix" in table:
+        values["mix"] = _mix(table["mix"], f"{where}.mix", known_flows)
+    if "stages" in table:
+        values["stages"] = _stages(table["stages"], f"{where}.stages")
+    if "slo" in table:
+        slo = _table(table["slo"], f"{where}.slo")
+        try:
+            parse_slo(
+                slo, source=source, where=f"{where}.slo", known_steps=known_steps, known_flows=known_flows
+            )
+        except ConfigError as exc:
+            raise _Invalid(str(exc).removeprefix(f"{source}: ")) from None
+        values["slo"] = slo
+    profile = Profile(**values)
+    if profile.open and profile.stages:
+        raise _Invalid(f"{where}: an open-model profile has an arrival_rate, not stages")
+    if profile.open and "arrival_rate" not in table:
+        raise _Invalid(f"{where}: an open-model profile needs arrival_rate (flows per second)")
+    if not profile.open and "arrival_rate" in table:
+        raise _Invalid(f'{where}.arrival_rate: only an open-model profile (model = "open") has one')
+    if profile.stages and "run_time" in table:
+        raise _Invalid(f"{where}: set either run_time or stages, not both (the stages' durations add up)")
+    if not any(weight > 0 for weight in profile.mix.values()):
+        raise _Invalid(f"{where}.mix: give at least one flow a weight above 0")
+    if profile.chunk_bytes > profile.upload_bytes:
+        raise _Invalid(
+            f"{where}.chunk_bytes: {profile.chunk_bytes} is larger than upload_bytes ({profile.upload_bytes})"
+        )
+    return profile
+
+
+def _stages(value: Any, where: str) -> tuple[Stage, ...]:
+    if not isinstance(value, list) or not value:
+        raise _Invalid(f"{where}: expected a non-empty array of tables, got {_describe(value)}")
+    stages = []
+    for index, raw in enumerate(value):
+        path = f"{where}[{index}]"
+        table = _table(raw, path)
+        _check_keys(table, STAGE_KEYS, path)
+        for key in ("duration", "users"):
+            if key not in table:
+                raise _Invalid(f"{path}: missing required key '{key}'")
+        users = _int(table["users"], f"{path}.users", minimum=0)
+        rate = (
+            _number(table["spawn_rate"], f"{path}.spawn_rate", exclusive_zero=True)
+            if "spawn_rate" in table
+            else float(max(users, 1))
+        )
+        stages.append(Stage(_duration(table["duration"], f"{path}.duration"), users, rate))
+    if not any(s.users for s in stages):
+        raise _Invalid(f"{where}: every stage has 0 users")
+    return tuple(stages)
+
+
+def _mix(value: Any, where: str, known_flows: tuple[str, ...]) -> dict[str, int]:
+    table = _table(value, where)
+    if not table:
+        raise _Invalid(f"{where}: name at least one flow (e.g. {{ upload = 1 }})")
+    mix = {}
+    for flow_name, weight in table.items():
+        if known_flows and flow_name not in known_flows:
+            hint = difflib.get_close_matches(flow_name, known_flows, n=1, cutoff=0.6)
+            detail = (
+                f"did you mean '{hint[0]}'?" if hint else f"known flows: {', '.join(sorted(known_flows))}"
+            )
+            raise _Invalid(f"{where}.{flow_name}: unknown flow; {detail}")
+        mix[flow_name] = _int(weight, f"{where}.{flow_name}", minimum=0)
+    return mix
+
+
+def _wait(value: Any, where: str) -> tuple[float, float]:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        low = high = _number(value, where)
+    elif isinstance(value, list) and len(value) == 2:
+        low, high = (_number(v, f"{where}[{i}]") for i, v in enumerate(value))
+    else:
+        raise _Invalid(f"{where}: expected seconds or [min, max] seconds, got {_describe(value)}")
+    if high < low:
+        raise _Invalid(f"{where}: the maximum {high:g} is below the minimum {low:g}")
+    return (low, high)
+
+
+def parse_run_time(text: str, where: str = "run time") -> float:
+    """``"20s"``, ``"1m30s"``, ``"2h"`` or a number of seconds -> seconds (``ConfigError`` if bad)."""
+    try:
+        return _duration(text, where)
+    except _Invalid as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _duration(value: Any, where: str) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            seconds = float(text) if re.fullmatch(r"\d+(?:\.\d+)?", text) else parse_duration(text)
+        except ValueError:
+            raise _Invalid(
+                f'{where}: bad duration {_describe(value)}: use e.g. "20s", "5m" or "1h30m"'
+            ) from None
+    else:
+        raise _Invalid(f'{where}: expected a duration like "20s", got {_describe(value)}')
+    if not 0 < seconds < math.inf:
+        raise _Invalid(f"{where}: must be longer than 0, got {_describe(value)}")
+    return seconds
+
+
+def _table(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise _Invalid(f"{where}: expected a table, got {_describe(value)}")
+    return value
+
+
+def _string(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise _Invalid(f"{where}: expected a string, got {_describe(value)}")
+    return value
+
+
+def _int(value: Any, where: str, *, minimum: int, maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Invalid(f"{where}: expected an integer, got {_describe(value)}")
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+        raise _Invalid(f"{where}: expected an integer {bound}, got {value}")
+    return value
+
+
+def _number(value: Any, where: str, *, exclusive_zero: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _Invalid(f"{where}: expected a number, got {_describe(value)}")
+    if value < 0 or (exclusive_zero and value == 0):
+        raise _Invalid(
+            f"{where}: expected a number {'>' if exclusive_zero else '>='} 0, got {_describe(value)}"
+        )
+    return float(value)
+
+
+def _check_keys(table: Mapping[str, Any], known: tuple[str, ...], where: str) -> None:
+    for key in table:
+        if key not in known:
+            path = f"{where}.{key}" if where else key
+            hint = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+            suggestion = f"; did you mean '{hint[0]}'?" if hint else f" (known: {', '.join(known)})"
+            raise _Invalid(f"{path}: unknown key{suggestion}")
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, Mapping):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    return f"a {type(value).__name__}"
