@@ -216,3 +216,25 @@ def test_out_of_range_numbers_never_crash(
     assert response.status_code == 200
     assert result is not None, response.text
     assert not (isinstance(result, dict) and result.get("code") == "INTERNAL_SERVERL_ERROR"), result
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("multipart/form-data", b"garbage"),
+        (
+            "multipart/form-data; boundary=abc",
+            b'--abc\r\nContent-Disposition: form-data; name="json"\r\n\r\n{"a":1}\r\n--ab',
+        ),
+        ("multipart/form-data; boundary=abc", b"--abc\r\nno headers at all\r\n--abc--\r\n"),
+    ],
+)
+def test_malformed_multipart_is_answered_like_kaltura(
+    reference: Reference, http: httpx.Client, content_type: str, body: bytes
+) -> None:
+    response = http.post(
+        f"{reference.url}/api_v3/service/baseentry/action/list?format=1",
+        content=body,
+        headers={"Content-Type": content_type},
+    )
+    assert response.status_code == 200 and is_error(response.json()), response.text

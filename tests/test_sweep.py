@@ -56,7 +56,7 @@ def test_sweep_command(tmp_path, fresh_reference: Reference) -> None:
         ids = seed(api)
     env = {k: v for k, v in os.environ.items() if not k.startswith("KSENTINEL_")}
     env.update(KSENTINEL_ADMIN_SECRET=fresh_reference.p1.admin_secret)
-    proc = subprocess.run(  # noqa: S603
+    proc = subprocess.run(
         [sys.executable, "-m", "ksentinel.cli", "sweep", "--url", fresh_reference.url, "--partner-id", "101"],
         capture_output=True,
         text=True,

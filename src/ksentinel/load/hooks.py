@@ -10,7 +10,8 @@
 * at ``test_stop``: on a worker, its users are stopped and its final stats sent at once; on the
   master, every worker is asked to do that and the master waits (bounded) for their final reports,
   so the final stats cover all workers; then the run's leftovers are swept (``sweep --tag``);
-* at ``quitting`` (also after Ctrl-C / SIGINT, when users may still be running): users stopped,
+* at ``quitting`` (also after Ctrl-C / SIGINT, when users may still be running; SIGINT is handled
+  even when the process was started with it ignored, as shells start background jobs): users stopped,
   leftovers swept, the JSON summary written to ``$KSENTINEL_LOAD_SUMMARY``; without that variable
   (``locust -f`` on its own) the SLO table is logged and decides Locust's exit code.
 """
@@ -18,6 +19,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -68,6 +70,11 @@ def install(run: LoadRun, events: Any = locust_events) -> None:
     if _STATE is not None:
         return
     _STATE = state = _State(run)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the clean-up's client: no line per call
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # a shell starts background jobs with SIGINT ignored, and Python then installs no handler:
+        # SIGINT must still stop the run cleanly (clean-up, summary, report)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
     @events.init_command_line_parser.add_listener
     def _arguments(parser: Any, **_: Any) -> None:

@@ -31,6 +31,7 @@ NO_STORE = {
 }
 SLOW_ACTIONS = frozenset({("baseentry", "list"), ("media", "list")})
 BODY_SLACK = 1024 * 1024  # multipart framing and the json part around a chunk
+DRAIN_LIMIT = 256 * 1024 * 1024
 
 
 def _headers(platform: Platform, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -88,6 +89,9 @@ def create_app(platform: Platform) -> Starlette:
         try:
             parsed = await parse(request, body_limit)
         except BodyTooLarge:
+            # read (and drop) the rest of a moderately oversized body so the client, still sending,
+            # gets the answer instead of a reset connection; past DRAIN_LIMIT the connection closes
+            await _drain(request, DRAIN_LIMIT)
             parsed = ParsedRequest({k: v for k, v in request.query_params.items()})
             return _respond(platform, request, parsed, started, error=ApiException("UPLOAD_ERROR"))
         return await _dispatch(platform, request, parsed, started)
@@ -96,6 +100,7 @@ def create_app(platform: Platform) -> Starlette:
         return Response(schema_xml, 200, media_type="text/xml", headers=_headers(platform))
 
     async def download(request: Request) -> Response:
+        platform.advance_clock()
         pid = parse_int(request.path_params["pid"])
         row = platform.store.get_entry(pid, request.path_params["entry_id"])
         if row is None or row["content_size"] is None:
@@ -201,6 +206,18 @@ def _respond(
         serialize.plain(error, SCHEMA), fmt, execution_time=time.perf_counter() - started
     )
     return Response(body, 200, media_type=content_type, headers={**_headers(platform), "Connection": "close"})
+
+
+async def _drain(request: Request, limit: int) -> None:
+    """Consume what is left of the request body, up to ``limit`` bytes."""
+    drained = 0
+    while drained <= limit:
+        message = await request.receive()
+        if message["type"] != "http.request":
+            return
+        drained += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 def host_name() -> str:

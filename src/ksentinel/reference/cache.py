@@ -3,8 +3,8 @@
 The key is an MD5 of the call's parameters without ``ks``/``kalsig``/``clientTag``/``nocache``,
 plus what the KS says about the caller (partner, user, session type, privileges) and the response
 format, so partners, users and privileges never share an entry. Writes invalidate every entry of
-the writing partner. A stored answer never outlives the next scheduled status change of the
-partner's entries (a "transcoding" entry becoming READY), so reads cannot go stale by time either.
+the writing partner, and so does a status change of its entries (a "transcoding" entry becoming
+READY, applied by ``Platform.advance_clock`` before each request), so reads never go stale.
 """
 
 from __future__ import annotations

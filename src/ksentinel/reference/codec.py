@@ -51,7 +51,7 @@ def parse_int(value: Any) -> int:
 
 def parse_float(value: Any) -> float:
     """A float as PHP would read it; infinities and NaN (which the store cannot keep) become 0."""
-    if isinstance(value, bool) or isinstance(value, int | float):
+    if isinstance(value, (bool, int | float)):
         number = float(value)
     else:
         match = re.match(r"\s*([+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?)", str(value)[:64])

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import re
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -135,6 +134,7 @@ def call_action(
     service_name = str(params.get("service") or "")
     action_name = str(params.get("action") or "")
     outcome = Outcome(None, service_label=f"{service_name.lower()}->{action_name}")
+    platform.advance_clock()
     try:
         if not service_name:
             raise ApiException("SERVICE_NOT_SPECIFIED")
@@ -168,7 +168,7 @@ def call_action(
                 outcome.cached = lookup(outcome.cache_key)
                 if outcome.cached is not None:
                     return outcome
-            outcome.cache_ttl = _ttl(platform) if use_cache else 0.0
+            outcome.cache_ttl = DEFAULT_TTL if use_cache else 0.0
         result = registration.handler(call, **arguments)
         if registration.writes and caller.partner_id:
             outcome.wrote_partner = caller.partner_id
@@ -181,12 +181,6 @@ def call_action(
         outcome.value = plain(exc, SCHEMA)
         outcome.cache_key = None
     return outcome
-
-
-def _ttl(platform: Platform) -> float:
-    next_change = platform.store.next_transition_at()
-    ttl = DEFAULT_TTL if next_change is None else min(DEFAULT_TTL, next_change - time.time())
-    return max(ttl, 0.0)
 
 
 # ---- multirequest ---------------------------------------------------------------------------------

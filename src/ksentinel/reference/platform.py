@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +51,17 @@ class Platform:
 
     def has(self, fault: str) -> bool:
         return fault in self.faults
+
+    def advance_clock(self) -> None:
+        """Apply due status changes ("transcoding" done) and drop the changed partners' cached answers.
+
+        Called before every request, so a cached read can never show an entry as transcoding after
+        it became READY; the common case is one float comparison.
+        """
+        due = self.store.next_transition_at()
+        if due is not None and due <= time.time():
+            for partner_id in self.store.promote_ready():
+                self.cache.invalidate_partner(partner_id)
 
     def next_request_number(self) -> int:
         with self._lock:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 _BRACKETS = re.compile(r"\[([^\]]*)\]")
@@ -142,7 +143,10 @@ async def _read_multipart(
     announced = request.headers.get("content-length")
     if announced and announced.isdigit() and int(announced) > limit:
         raise BodyTooLarge
-    form = await request.form(max_files=100, max_fields=10_000, max_part_size=4 * 1024 * 1024)
+    try:
+        form = await request.form(max_files=100, max_fields=10_000, max_part_size=4 * 1024 * 1024)
+    except HTTPException:  # malformed multipart: like PHP, carry on without body parameters
+        return
     try:
         flat: list[tuple[str, Any]] = []
         json_params: dict[str, Any] | None = None

@@ -191,23 +191,28 @@ class Store:
         )
         self._next_ready_at = row[0]["t"] if row and row[0]["t"] is not None else None
 
-    def promote_ready(self, now: float | None = None) -> bool:
-        """Move entries whose transcoding time has passed to READY; True if any moved."""
+    def promote_ready(self, now: float | None = None) -> set[int]:
+        """Move entries whose transcoding time has passed to READY; returns the partners that changed."""
         now = time.time() if now is None else now
         if self._next_ready_at is None or self._next_ready_at > now:
-            return False
+            return set()
         with self._tx() as db:
-            moved = db.execute(
+            partners = {
+                row["partner_id"]
+                for row in db.execute(
+                    "SELECT DISTINCT partner_id FROM entries WHERE status = ? AND ready_at <= ?",
+                    (ENTRY_PRECONVERT, now),
+                ).fetchall()
+            }
+            db.execute(
                 "UPDATE entries SET status = ?, updated_at = ? WHERE status = ? AND ready_at <= ?",
                 (ENTRY_READY, int(now), ENTRY_PRECONVERT, now),
-            ).rowcount
+            )
         self._refresh_next_ready()
-        return moved > 0
+        return partners
 
     def next_transition_at(self) -> float | None:
-        """When the next entry becomes READY (None if none is transcoding); never in the past: due
-        transitions are applied first, so a cache TTL bounded by it is not zero for no reason."""
-        self.promote_ready()
+        """When the next entry becomes READY (None if none is transcoding)."""
         return self._next_ready_at
 
     # ---- entries ---------------------------------------------------------------------------------
@@ -242,7 +247,6 @@ class Store:
 
     def get_entry(self, partner_id: int | None, entry_id: str) -> dict[str, Any] | None:
         """A live entry of ``partner_id`` (any partner when None)."""
-        self.promote_ready()
         if partner_id is None:
             rows = self._query("SELECT * FROM entries WHERE id = ? AND deleted = 0", (entry_id,))
         else:
@@ -265,7 +269,6 @@ class Store:
         return changed > 0
 
     def list_entries(self, query: Query, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
-        self.promote_ready()
         where = f"deleted = 0 AND ({query.where})" if query.where else "deleted = 0"
         total = self._query(f"SELECT COUNT(*) AS n FROM entries WHERE {where}", query.params)[0]["n"]
         rows = self._query(
@@ -275,7 +278,6 @@ class Store:
         return [_entry(r) for r in rows], int(total)
 
     def count_entries(self, query: Query) -> int:
-        self.promote_ready()
         where = f"deleted = 0 AND ({query.where})" if query.where else "deleted = 0"
         return int(self._query(f"SELECT COUNT(*) AS n FROM entries WHERE {where}", query.params)[0]["n"])
 

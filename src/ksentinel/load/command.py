@@ -1,0 +1,207 @@
+"""``ksentinel load``: the click command (``main.add_command(load_command, "load")`` in ``cli.py``).
+
+Also runnable on its own: ``python -m ksentinel.load --profile smoke``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from ksentinel.cli_target import TargetSelection, target_options
+from ksentinel.errors import ConfigError, KsentinelError
+from ksentinel.load.runner import EXIT_USAGE
+from ksentinel.load.settings import (
+    ENV_METRICS_PORT,
+    ENV_PROFILE,
+    ENV_RUN_TIME,
+    ENV_SPAWN_RATE,
+    ENV_USERS,
+    ENV_WORKERS,
+)
+
+
+def _default_report() -> Path:
+    return Path("reports") / time.strftime("%Y%m%d-%H%M%S") / "load.html"
+
+
+@click.command("load")
+@target_options
+@click.option(
+    "--profile",
+    default="smoke",
+    show_default=True,
+    envvar=ENV_PROFILE,
+    show_envvar=True,
+    metavar="NAME",
+    help="A profile of load/profiles.toml: smoke, ramp, soak, spike, arrival, ...",
+)
+@click.option(
+    "--users",
+    type=click.IntRange(min=1),
+    envvar=ENV_USERS,
+    show_envvar=True,
+    metavar="N",
+    help="Users (open model: executors) instead of the profile's; a staged profile is scaled.",
+)
+@click.option(
+    "--spawn-rate",
+    type=click.FloatRange(min=0, min_open=True),
+    envvar=ENV_SPAWN_RATE,
+    show_envvar=True,
+    metavar="R",
+    help="Users started per second instead of the profile's.",
+)
+@click.option(
+    "--run-time",
+    envvar=ENV_RUN_TIME,
+    show_envvar=True,
+    metavar="T",
+    help="Run time instead of the profile's (20s, 10m, 1h30m); a staged profile is stretched.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(0, 64),
+    default=0,
+    show_default=True,
+    envvar=ENV_WORKERS,
+    show_envvar=True,
+    metavar="N",
+    help="Run Locust's master with N local worker processes (0: one process).",
+)
+@click.option(
+    "--html",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="KSENTINEL_LOAD_HTML",
+    show_envvar=True,
+    help="Locust's HTML report [default: reports/<time>/load.html].",
+)
+@click.option(
+    "--csv",
+    "csv_prefix",
+    metavar="PREFIX",
+    envvar="KSENTINEL_LOAD_CSV",
+    show_envvar=True,
+    help="Also write Locust's CSV stats as PREFIX_stats.csv, ...",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    envvar=ENV_METRICS_PORT,
+    show_envvar=True,
+    metavar="PORT",
+    help="Serve ksentinel_load_* Prometheus metrics on 127.0.0.1:PORT while the run lasts.",
+)
+@click.option(
+    "--suite",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Load suite folder with locustfile.py and profiles.toml [default: ./load].",
+)
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="NAME",
+    help="Embedded platform only: switch on a fault (see ksentinel serve --list-faults).",
+)
+def load_command(
+    selection: TargetSelection,
+    profile: str,
+    users: int | None,
+    spawn_rate: float | None,
+    run_time: str | None,
+    workers: int,
+    html: Path | None,
+    csv_prefix: str | None,
+    metrics_port: int | None,
+    suite: Path | None,
+    faults: tuple[str, ...],
+) -> None:
+    """Load-test the API with the flow catalogue and judge the run against the [slo] objectives.
+
+    Locust runs headless (with --workers N, as a master and N local workers); at the end the SLO
+    table is printed and Locust's HTML report written. Exit 0 when every SLO is met, 1 when one is
+    missed, 2 on a usage, configuration or target error, 130 when interrupted.
+    """
+    try:
+        code = _load(
+            selection,
+            profile,
+            users,
+            spawn_rate,
+            run_time,
+            workers,
+            html,
+            csv_prefix,
+            metrics_port,
+            suite,
+            faults,
+        )
+    except KsentinelError as exc:
+        click.echo(f"ksentinel: error: {exc}", err=True)
+        code = EXIT_USAGE
+    sys.exit(code)
+
+
+def _load(
+    selection: TargetSelection,
+    profile: str,
+    users: int | None,
+    spawn_rate: float | None,
+    run_time: str | None,
+    workers: int,
+    html: Path | None,
+    csv_prefix: str | None,
+    metrics_port: int | None,
+    suite: Path | None,
+    faults: tuple[str, ...],
+) -> int:
+    from ksentinel.contract.runner import check_target
+    from ksentinel.embedded import open_target
+    from ksentinel.load.profiles import parse_run_time
+    from ksentinel.load.runner import plan_load, run_load
+
+    seconds = parse_run_time(run_time, "--run-time") if run_time else None
+    config, resolved = selection.resolve()
+    if faults and not resolved.embedded:
+        raise ConfigError("--fault only applies to the embedded reference platform (no target given)")
+    plan_load(
+        profile=profile, users=users, spawn_rate=spawn_rate, run_time=seconds, suite=suite, config=config
+    )
+    report = html or _default_report()
+    with open_target(resolved.target, faults=faults, ready_after=0.2) as target:
+        check_target(target)
+        click.echo(
+            f"ksentinel load: profile {profile} against {target.name} {target.url} (partner {target.partner_id})"
+            + (f", {workers} workers" if workers else ""),
+            err=True,
+        )
+        outcome = run_load(
+            target,
+            profile=profile,
+            users=users,
+            spawn_rate=spawn_rate,
+            run_time=seconds,
+            workers=workers,
+            html=report,
+            csv=csv_prefix,
+            metrics_port=metrics_port,
+            suite=suite,
+            config=config,
+            output=lambda line: click.echo(line, err=True),
+        )
+    if outcome.table:
+        click.echo(f"\nSLOs of run {outcome.run_tag} (profile {outcome.profile}):")
+        click.echo(outcome.table)
+    if outcome.message:
+        click.echo(f"ksentinel: error: {outcome.message}", err=True)
+    if outcome.interrupted:
+        click.echo("load: interrupted; the table covers the part that ran", err=True)
+    if outcome.report_path:
+        click.echo(f"report: {outcome.report_path}")
+    if outcome.csv_prefix:
+        click.echo(f"csv: {outcome.csv_prefix}_stats.csv")
+    return outcome.exit_code
