@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 from collections.abc import Iterator
 
 import pytest
@@ -58,10 +59,8 @@ def created_entry(kaltura_api: KalturaApi, ksentinel_run_id: str) -> Iterator[di
         },
     )
     yield entry
-    try:
+    with contextlib.suppress(KalturaApiError):
         kaltura_api.call("baseEntry", "delete", entryId=entry["id"])
-    except KalturaApiError:
-        pass
 
 
 @security("ks.tampered")
