@@ -20,8 +20,8 @@ demo: $(STAMP)
 	$(BIN)/python examples/official_client_flow.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks examples contracts load
-	$(BIN)/ruff format --check src tests benchmarks examples contracts load
+	$(BIN)/ruff check src tests benchmarks examples contracts load dashboards probes
+	$(BIN)/ruff format --check src tests benchmarks examples contracts load dashboards probes
 
 test: $(STAMP) lint
 	$(BIN)/pytest

@@ -15,6 +15,7 @@ import click
 
 from ksentinel import __version__
 from ksentinel.cli_target import TargetSelection, config_group, target_options
+from ksentinel.dashboards.command import dashboards_group
 from ksentinel.errors import ConfigError, KsentinelError
 from ksentinel.kaltura.redact import install_log_redaction
 
@@ -314,6 +315,7 @@ def schema(
 
 
 main.add_command(config_group)
+main.add_command(dashboards_group)
 
 
 if __name__ == "__main__":  # pragma: no cover
