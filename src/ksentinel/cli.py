@@ -18,6 +18,7 @@ from ksentinel.cli_target import TargetSelection, config_group, target_options
 from ksentinel.dashboards.command import dashboards_group
 from ksentinel.errors import ConfigError, KsentinelError
 from ksentinel.kaltura.redact import install_log_redaction
+from ksentinel.load.command import load_command
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -316,6 +317,7 @@ def schema(
 
 main.add_command(config_group)
 main.add_command(dashboards_group)
+main.add_command(load_command, "load")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,9 +12,9 @@ own ``[profiles.NAME.slo]`` table (same format, merged over this one)::
     p95 = 0.5                   # seconds
     p99 = 1.0
 
-    [slo.steps."upload.chunk"]  # one step (a flow step name, the Locust request name)
-    p95 = 1.0                   # a key left out falls back to [slo.default_step]
-    p99 = 2.0
+    [slo.steps."browse.list"]   # one step (a flow step name, the Locust request name)
+    p95 = 0.3                   # a key left out falls back to the step's built-in objective
+    p99 = 0.8                   # (DEFAULT_STEPS: steps that move content), else [slo.default_step]
 
     [slo.default_flow]          # probe objectives of every flow without its own table
     availability = 0.99         # share of successful probe runs over the window
@@ -61,6 +61,13 @@ DEFAULT_P99 = 1.0
 DEFAULT_AVAILABILITY = 0.99
 DEFAULT_FLOW_LATENCY = 10.0
 DEFAULT_WINDOW = "30d"
+
+#: Built-in objectives of the catalogue's steps that move content (a chunk, the whole upload back):
+#: what ``[slo.steps."NAME"]`` means when the file does not set it.
+DEFAULT_STEPS: Mapping[str, tuple[float, float]] = {
+    "upload.chunk": (1.0, 2.0),
+    "upload.content_match": (2.0, 4.0),
+}
 
 #: What each absent key means (documented in docs/slo.md).
 DEFAULTS: Mapping[str, Any] = {
@@ -118,7 +125,9 @@ class SloSpec:
     error_ratio: float = DEFAULT_ERROR_RATIO
     min_throughput: float = DEFAULT_MIN_THROUGHPUT
     default_step: LatencyObjective = field(default_factory=LatencyObjective)
-    steps: Mapping[str, LatencyObjective] = field(default_factory=dict)
+    steps: Mapping[str, LatencyObjective] = field(
+        default_factory=lambda: {name: LatencyObjective(*values) for name, values in DEFAULT_STEPS.items()}
+    )
     default_flow: FlowObjective = field(default_factory=FlowObjective)
     flows: Mapping[str, FlowObjective] = field(default_factory=dict)
 
@@ -187,11 +196,11 @@ def _parse(
     if "min_throughput" in table:
         values["min_throughput"] = _number(table["min_throughput"], f"{where}.min_throughput", minimum=0.0)
     default_step = _latency(table.get("default_step", {}), f"{where}.default_step", LatencyObjective())
-    steps: dict[str, LatencyObjective] = {}
+    steps = {name: LatencyObjective(*values) for name, values in DEFAULT_STEPS.items()}
     for name, step_table in _table(table.get("steps", {}), f"{where}.steps").items():
         path = f"{where}.steps.{_quote(name)}"
         _check_name(name, known_steps, path, "step")
-        steps[name] = _latency(step_table, path, default_step)
+        steps[name] = _latency(step_table, path, steps.get(name, default_step))
     default_flow = _flow(table.get("default_flow", {}), f"{where}.default_flow", FlowObjective())
     flows: dict[str, FlowObjective] = {}
     for name, flow_table in _table(table.get("flows", {}), f"{where}.flows").items():

@@ -161,7 +161,6 @@ class KalturaApi:
         self._owns_transport = transport is None
         self.transport: Transport = transport if transport is not None else HttpxTransport()
         self._ks = ks or None
-        register_secret(self._ks)
 
     # --- session ---------------------------------------------------------------------------------
 
@@ -174,7 +173,6 @@ class KalturaApi:
         clone = copy.copy(self)
         clone._ks = ks or None
         clone._owns_transport = False
-        register_secret(clone._ks)
         return clone
 
     def start_session(
@@ -190,7 +188,6 @@ class KalturaApi:
         )
         if not isinstance(ks, str) or not ks:
             raise bad_response(f"session.start returned a {_type_name(ks)}, not a KS")
-        register_secret(ks)
         return ks
 
     # --- calls -----------------------------------------------------------------------------------

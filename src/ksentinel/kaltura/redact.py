@@ -54,7 +54,11 @@ def mask_ks(value: str) -> str:
 
 
 def register_secret(value: str | None) -> None:
-    """Remember ``value`` so that :func:`redact` replaces it from now on (short values are ignored)."""
+    """Remember ``value`` so that :func:`redact` replaces it from now on (short values are ignored).
+
+    For secrets only: a KS is recognised by its shape, so registering every KS a long run mints
+    would only grow the pattern (and recompile it) without masking anything more.
+    """
     global _secrets, _secret_pattern
     if not value or len(value) < MIN_SECRET_LENGTH:
         return

@@ -161,6 +161,7 @@ def _load(
 ) -> int:
     from ksentinel.contract.runner import check_target
     from ksentinel.embedded import open_target
+    from ksentinel.flows import new_run_id
     from ksentinel.load.profiles import parse_run_time
     from ksentinel.load.runner import plan_load, run_load
 
@@ -172,11 +173,13 @@ def _load(
         profile=profile, users=users, spawn_rate=spawn_rate, run_time=seconds, suite=suite, config=config
     )
     report = html or _default_report()
+    run_tag = new_run_id()
     with open_target(resolved.target, faults=faults, ready_after=0.2) as target:
         check_target(target)
         click.echo(
             f"ksentinel load: profile {profile} against {target.name} {target.url} (partner {target.partner_id})"
-            + (f", {workers} workers" if workers else ""),
+            + (f" with {workers} workers" if workers else "")
+            + f", run tag {run_tag}",
             err=True,
         )
         outcome = run_load(
@@ -191,6 +194,7 @@ def _load(
             metrics_port=metrics_port,
             suite=suite,
             config=config,
+            run_tag=run_tag,
             output=lambda line: click.echo(line, err=True),
         )
     if outcome.table:

@@ -31,10 +31,9 @@ from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING, MasterR
 
 from ksentinel.config import load_config
 from ksentinel.errors import ConfigError, KsentinelError
-from ksentinel.flows import Sessions, new_run_id
-from ksentinel.flows.sweep import sweep
-from ksentinel.kaltura.api import KalturaApi
+from ksentinel.flows import new_run_id
 from ksentinel.load.arrival import ArrivalStats
+from ksentinel.load.cleanup import sweep_run
 from ksentinel.load.summary import build_summary, write_summary
 from ksentinel.load.transport import CHECK_TYPE, FLOW_TYPE
 from ksentinel.load.users import FlowUser, LoadRun
@@ -132,9 +131,16 @@ def install(run: LoadRun, events: Any = locust_events) -> None:
         expected = run.settings.workers or int(getattr(options, "expect_workers", 0) or 0)
         run.workers = max(1, expected) if isinstance(environment.runner, WorkerRunner) else 1
 
+    @events.test_stopping.add_listener
+    def _test_stopping(environment: Any, **_: Any) -> None:
+        if run.schedule is not None:  # arrivals due while users are being stopped do not count
+            run.schedule.close()
+
     @events.test_stop.add_listener
     def _test_stop(environment: Any, **_: Any) -> None:
         runner = environment.runner
+        if run.schedule is not None:
+            run.schedule.close()
         if isinstance(runner, WorkerRunner):
             state.stopped = True
             return
@@ -185,7 +191,7 @@ def _report(client_id: str, data: dict[str, Any], **_: Any) -> None:
     schedule = _STATE.run.schedule
     data[REPORT_KEY] = {
         "stopped": _STATE.stopped,
-        "arrival": schedule.stats.as_dict() if schedule is not None else None,
+        "arrival": schedule.snapshot() if schedule is not None else None,
     }
 
 
@@ -224,8 +230,7 @@ def _sweep_leftovers() -> None:
     if run.target is None or run.credentials is None or not run.run_tag:
         return
     try:
-        with KalturaApi(run.target.url, partner_id=run.target.partner_id, timeout=run.target.timeout) as api:
-            result = sweep(api.with_ks(Sessions(run.credentials).admin()), run_tag=run.run_tag)
+        result = sweep_run(run.target, run.credentials, run.run_tag)
     except KsentinelError as exc:
         log.warning(
             "ksentinel: clean-up of run %s failed: %s (run `ksentinel sweep --tag %s`)",
@@ -264,12 +269,14 @@ def _finish(environment: Any) -> None:
         arrival_stats = ArrivalStats()
         for stats in state.arrival.values():
             arrival_stats.merge(stats)
+        arrival_values = {**arrival_stats.as_dict(), "processes": max(1, len(state.arrival))}
     else:
         workers = {"mode": "local", "expected": 0, "seen": 0, "final": 0, "covered": True}
-        arrival_stats = run.schedule.stats if run.schedule is not None else ArrivalStats()
+        arrival_values = run.schedule.snapshot() if run.schedule is not None else ArrivalStats().as_dict()
+        arrival_values = {**arrival_values, "processes": 1}
     arrival = None
     if run.profile.open:
-        arrival = {"rate": run.profile.arrival_rate, **arrival_stats.as_dict()}
+        arrival = {"rate": run.profile.arrival_rate, **arrival_values}
     summary = build_summary(
         runner.stats,
         run_tag=run.run_tag,

@@ -36,9 +36,9 @@ from typing import IO, Any
 from ksentinel.config import Config, Target, load_config
 from ksentinel.contract.runner import credentials_of, target_environment
 from ksentinel.errors import ConfigError, KsentinelError
-from ksentinel.flows import Sessions, all_flows, new_run_id
-from ksentinel.flows.sweep import SweepResult, sweep
-from ksentinel.kaltura.api import KalturaApi
+from ksentinel.flows import all_flows, new_run_id
+from ksentinel.flows.sweep import SweepResult
+from ksentinel.load.cleanup import sweep_run
 from ksentinel.load.profiles import Profile, load_profiles
 from ksentinel.load.settings import PREFIX, LoadSettings
 from ksentinel.load.summary import read_summary
@@ -107,9 +107,10 @@ def plan_load(
     chosen = chosen.with_overrides(users=users, spawn_rate=spawn_rate, run_time=run_time)
     config = config if config is not None else load_config()
     slo_args = {"known_steps": known_steps, "known_flows": known_flows}
-    parse_slo(config.slo, source=config.label, **slo_args)
+    source = str(config.path) if config.path is not None else config.label
+    parse_slo(config.slo, source=source, **slo_args)
     spec = parse_slo(
-        merge_slo(config.slo, chosen.slo), source=f"{config.label} + profile {chosen.name}", **slo_args
+        merge_slo(config.slo, chosen.slo), source=f"{source} + profile {chosen.name}", **slo_args
     )
     return LoadPlan(suite_dir / "locustfile.py", profiles_path, chosen, spec)
 
@@ -301,10 +302,13 @@ def _run_children(
 def _pump(stream: IO[str] | None, prefix: str, emit: Output, tail: collections.deque[str]) -> None:
     if stream is None:
         return
-    for line in stream:
-        text = line.rstrip("\n")
-        tail.append(text)
-        emit(prefix + text)
+    try:
+        for line in stream:
+            text = line.rstrip("\n")
+            tail.append(text)
+            emit(prefix + text)
+    finally:
+        stream.close()
 
 
 @contextlib.contextmanager
@@ -359,9 +363,7 @@ def _free_port() -> int:
 def _final_sweep(target: Target, tag: str, emit: Output) -> SweepResult | None:
     """Remove what the run left behind (a user killed mid-call, a crashed process)."""
     try:
-        credentials = credentials_of(target)
-        with KalturaApi(target.url, partner_id=target.partner_id, timeout=min(target.timeout, 30.0)) as api:
-            result = sweep(api.with_ks(Sessions(credentials).admin()), run_tag=tag)
+        result = sweep_run(target, credentials_of(target), tag)
     except KsentinelError as exc:
         emit(f"ksentinel: clean-up of run {tag} failed: {exc}; run `ksentinel sweep --tag {tag}`")
         return None

@@ -18,17 +18,22 @@ as one ``CHECK`` event under the step's name (:meth:`LocustTransport.on_step` is
 step listener). Response times are Locust's (ms); in the open model the first request of a flow
 also carries the flow's start lag (:attr:`LocustTransport.lag`), so queueing is not hidden.
 
-This module does not import Locust: ``client`` is duck-typed (``FastHttpSession.request`` with
-``catch_response=True`` returns a response whose ``request_meta`` we fire ourselves).
+Requests go through the user's FastHttpUser client at the level below Locust's session wrapper: the
+geventhttpclient connection pool of ``user.client`` (``session.client.clientpool``), with the user's
+connection and network timeouts, keep-alive, TLS and proxy settings, but without the cookie jar,
+redirects and URL re-parsing a Kaltura call does not need; the request events are fired here, with
+the same fields Locust's own client fires. This module imports neither Locust nor gevent: the
+session is duck-typed.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
+from urllib.parse import urlsplit
 
 from ksentinel.errors import KalturaApiError
 from ksentinel.flows.core import StepResult
@@ -38,6 +43,8 @@ from ksentinel.kaltura.transport import (
     HttpRequest,
     HttpResponse,
     TransportConnectionError,
+    TransportError,
+    TransportProtocolError,
     TransportTimeout,
 )
 from ksentinel.kaltura.wire import API_EXCEPTION, decode_response
@@ -46,6 +53,7 @@ from ksentinel.load.failures import CHECK, GONE, LoadFailure
 CHECK_TYPE = "CHECK"
 FLOW_TYPE = "FLOW"
 _MARKER = API_EXCEPTION.encode()
+MAX_CACHED_URLS = 256
 _ACTION = re.compile(r"/service/([A-Za-z0-9_]+)(?:/action/([A-Za-z0-9_]+))?")
 
 
@@ -61,9 +69,13 @@ class _Held:
 class LocustTransport:
     """One Locust request event per HTTP call; see the module docstring for the verdicts."""
 
-    def __init__(self, client: Any, request_event: Any) -> None:
-        self.client = client
+    def __init__(self, session: Any, request_event: Any) -> None:
+        self.session = session
+        self._pool = session.client.clientpool
+        user = getattr(session, "user", None)  # FastHttpUser.default_headers go out with every call
+        self._extra_headers: dict[str, str] = dict(getattr(user, "default_headers", None) or {})
         self._fire: Callable[..., Any] = request_event.fire
+        self._targets: dict[str, tuple[Any, str]] = {}
         self.lag = 0.0
         #: True while a flow runs: its API errors wait for the flow's verdict (see the module doc)
         self.in_flow = False
@@ -76,29 +88,48 @@ class LocustTransport:
         if self._held is not None:  # the flow made another call after the error: it expected it
             self._release(failed=False)
         label = STEP_LABEL.get() or fallback_label(request.url)
-        response = self.client.request(
-            request.method,
-            request.url,
-            name=label,
-            data=request.body,
-            headers=dict(request.headers),
-            catch_response=True,
-            allow_redirects=False,
-        )
-        meta: dict[str, Any] = response.request_meta
-        if self.lag:
-            meta["response_time"] += self.lag * 1000.0
-            self.lag = 0.0
-        status = int(response.status_code or 0)
-        if status == 0:
-            error = meta.get("exception")
-            timeout = isinstance(error, TimeoutError) or "timeout" in type(error).__name__.lower()
-            failure = TransportTimeout if timeout else TransportConnectionError
+        client, uri = self._target(request.url)
+        started = time.time()
+        begin = time.perf_counter()
+        error: BaseException | None = None
+        body = b""
+        status = 0
+        headers: Mapping[str, str] = _NO_HEADERS
+        try:
+            headers_out = (
+                {**self._extra_headers, **request.headers} if self._extra_headers else request.headers
+            )
+            response = client.request(request.method, uri, body=request.body or b"", headers=headers_out)
+            try:
+                status = int(response.status_code)
+                headers = _ResponseHeaders(response.info())
+                body = bytes(response.read())
+            finally:
+                response.release()
+        except Exception as exc:  # socket errors, timeouts, unparsable answers
+            error = exc
+        except BaseException as exc:  # gevent.Timeout is a BaseException; GreenletExit must pass
+            if "Timeout" not in type(exc).__name__:
+                raise
+            error = exc
+        elapsed = time.perf_counter() - begin + self.lag
+        self.lag = 0.0
+        meta: dict[str, Any] = {
+            "request_type": request.method,
+            "name": label,
+            "response_time": elapsed * 1000.0,
+            "response_length": len(body),
+            "response": None,
+            "context": {},
+            "exception": None,
+            "start_time": started,
+            "url": request.url,
+        }
+        if error is not None:
+            failure = _failure_of(error)
             self._report(meta, LoadFailure(failure.code, type(error).__name__), label)
             raise failure(f"{request.method} {request.url}: {type(error).__name__}: {error}")
-        body = _content(response)
-        headers = Headers(response.headers.items() if response.headers is not None else ())
-        result = HttpResponse(status, headers, body, meta["response_time"] / 1000.0)
+        result = HttpResponse(status, cast(Headers, headers), body, elapsed)
         if status >= 300:
             self._report(meta, LoadFailure(f"HTTP_{status}"), label)
         elif _MARKER in body and (code := api_error_code(result)) is not None:
@@ -107,12 +138,21 @@ class LocustTransport:
             elif not self.in_flow:
                 self._report(meta, LoadFailure(code), label)
             else:
-                meta["exception"] = None
                 self._held = _Held(label, code, meta)
         else:
-            meta["exception"] = None
             self._fire(**meta)
         return result
+
+    def _target(self, url: str) -> tuple[Any, str]:
+        """The pooled HTTP client of ``url``'s host and the request URI (cached for API URLs)."""
+        hit = self._targets.get(url)
+        if hit is None:
+            parts = urlsplit(url)
+            client = self._pool.get_client(f"{parts.scheme}://{parts.netloc}/")
+            hit = (client, (parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
+            if "/api_v3/" in url and len(self._targets) < MAX_CACHED_URLS:
+                self._targets[url] = hit
+        return hit
 
     # --- the flow's side ----------------------------------------------------------------------------
 
@@ -174,9 +214,38 @@ def fallback_label(url: str) -> str:
     return f"api.{service.lower()}.{action.lower()}"
 
 
-def _content(response: Any) -> bytes:
-    try:
-        content = response.content
-    except Exception:  # a body that could not be read: the status still tells what happened
-        return b""
-    return content or b""
+class _ResponseHeaders(Mapping[str, str]):
+    """geventhttpclient's (case-insensitive) headers as :class:`~ksentinel.kaltura.transport.Headers`
+    reads them, without copying them first: repeated names joined with ``", "``."""
+
+    __slots__ = ("_headers",)
+
+    def __init__(self, headers: Any) -> None:
+        self._headers = headers
+
+    def __getitem__(self, name: str) -> str:
+        value = self._headers[name]
+        return ", ".join(value) if isinstance(value, list) else value
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in self._headers
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._headers)
+
+    def __len__(self) -> int:
+        return len(self._headers)
+
+    def items_raw(self) -> tuple[tuple[str, str], ...]:
+        return tuple(self._headers.items())
+
+
+_NO_HEADERS = Headers()
+
+
+def _failure_of(error: BaseException) -> type[TransportError]:
+    if isinstance(error, TimeoutError) or "Timeout" in type(error).__name__:
+        return TransportTimeout
+    if "ParseError" in type(error).__name__ or "ProtocolViolation" in type(error).__name__:
+        return TransportProtocolError
+    return TransportConnectionError

@@ -43,7 +43,16 @@ from locust import FastHttpUser, LoadTestShape, task
 from ksentinel.config import Target, load_config, resolve_target
 from ksentinel.contract.runner import credentials_of
 from ksentinel.errors import ConfigError, KsentinelError
-from ksentinel.flows import Credentials, FlowContext, Sessions, all_flows, get_flow, new_run_id, run_flow
+from ksentinel.flows import (
+    Credentials,
+    Flow,
+    FlowContext,
+    Sessions,
+    all_flows,
+    get_flow,
+    new_run_id,
+    run_flow,
+)
 from ksentinel.flows.browse import KEEP_SEED, release_seed
 from ksentinel.kaltura.api import KalturaApi
 from ksentinel.kaltura.transport import STEP_LABEL
@@ -182,6 +191,7 @@ class FlowUser(FastHttpUser):
         self.transport = LocustTransport(self.client, environment.events.request)
         self.ctx: FlowContext | None = None
         self.sessions: Sessions | None = None
+        self._flows: dict[str, Flow] = {}
 
     def wait_time(self) -> float:
         low, high = self.load_run.profile.wait
@@ -224,7 +234,9 @@ class FlowUser(FastHttpUser):
         try:
             ctx = self._flow_context()
             assert self.sessions is not None
-            ctx.api = ctx.api.with_ks(self.sessions.admin())
+            ks = self.sessions.admin()  # the pool's KS, refreshed when a quarter of its life is left
+            if ks != ctx.api.ks:
+                ctx.api = ctx.api.with_ks(ks)
         except KsentinelError as exc:  # no KS (session.start failed): already reported as a request
             log.debug("no session for %s: %s", name, exc)
             self.transport.flow_done()
@@ -233,8 +245,9 @@ class FlowUser(FastHttpUser):
             self.transport.lag = max(0.0, began - due)
         start = due if due is not None else began
         self.transport.in_flow = True
+        flow = self._flows.get(name) or self._flows.setdefault(name, get_flow(name))
         try:
-            result = run_flow(get_flow(name), ctx)
+            result = run_flow(flow, ctx)
         finally:
             self.transport.in_flow = False
             self.transport.flow_done()
