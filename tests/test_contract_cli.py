@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -210,7 +211,13 @@ def test_deep_run_leaves_nothing_and_touches_nothing_it_did_not_create(
             api.call("baseEntry", "add", entry={"objectType": "KalturaBaseEntry", "name": "precious draft"})
         )
         seeded_token = api.call("uploadToken", "add")
-    store = fresh_reference.server.platform.store
+        # the uploads turn READY after the platform's "transcoding" delay, at the next request: that
+        # change is the platform's own, so the snapshot is taken once it has happened
+        store = fresh_reference.server.platform.store
+        deadline = time.monotonic() + 10
+        while any(e["status"] == 1 for e in store.all_entries()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+            api.call("system", "ping")
     before = {e["id"]: (e["name"], e["updated_at"], e["status"]) for e in store.all_entries()}
 
     proc, _ = run_contract(tmp_path, "--profile", "deep", env=target_env(fresh_reference))

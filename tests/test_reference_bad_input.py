@@ -238,3 +238,32 @@ def test_malformed_multipart_is_answered_like_kaltura(
         headers={"Content-Type": content_type},
     )
     assert response.status_code == 200 and is_error(response.json()), response.text
+
+
+@pytest.mark.parametrize("fmt", [1, 2, 3, 9])
+def test_lone_surrogates_never_crash(reference: Reference, http: httpx.Client, fmt: int) -> None:
+    # found by schemathesis: JSON strings with lone UTF-16 surrogates used to give HTTP 500
+    body = (
+        '{"format": %d, "ks": "%s", "entry": {"objectType": "KalturaBaseEntry", "name": "a\\ud800b"}, "action": "x\\udfff"}'
+        % (fmt, admin_ks(reference.p1))
+    )
+    for path in ("/api_v3/service/baseentry/action/add", "/api_v3/service/baseentry/action/nothing\\ud800"):
+        response = http.post(
+            f"{reference.url}{path}?callback=cb",
+            content=body.encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        assert response.status_code == 200, response.text
+
+
+def test_upload_token_list_far_page_is_refused_not_crashed(reference: Reference, http: httpx.Client) -> None:
+    # found by schemathesis: an offset past 2^63 used to overflow SQLite (HTTP 500)
+    _, result = raw_call(
+        http,
+        reference.url,
+        "uploadToken",
+        "list",
+        ks=admin_ks(reference.p1),
+        pager={"objectType": "KalturaFilterPager", "pageSize": 500, "pageIndex": 2**62},
+    )
+    assert is_error(result, "QUERY_EXCEEDED_MAX_MATCHES_ALLOWED")

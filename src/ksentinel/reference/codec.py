@@ -97,6 +97,8 @@ class Decoder:
     # ---- scalars ------------------------------------------------------------------------------
     def _string(self, value: Any, where: str) -> str:
         text = value if isinstance(value, str) else _to_text(value)
+        # invalid UTF-8 (in JSON: lone surrogates) is stripped, as the server strips it
+        text = text.encode("utf-8", "ignore").decode("utf-8")
         if _INVALID_XML_CHARS.search(text):
             raise ApiException("INVALID_PARAMETER_CHAR", where)
         return text

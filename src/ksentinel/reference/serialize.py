@@ -149,7 +149,7 @@ def _php(value: Any) -> str:
     if isinstance(value, float):
         return f"d:{value!r};"
     if isinstance(value, str):
-        return f's:{len(value.encode())}:"{value}";'
+        return f's:{len(value.encode("utf-8", "replace"))}:"{value}";'
     if isinstance(value, list):
         body = "".join(f"i:{i};{_php(v)}" for i, v in enumerate(value))
         return f"a:{len(value)}:{{{body}}}"
@@ -182,7 +182,7 @@ def encode(
         text = f"{callback}({encode_json(value)});"
     else:
         text = encode_json(value)
-    return text.encode("utf-8"), CONTENT_TYPES[fmt]
+    return text.encode("utf-8", "replace"), CONTENT_TYPES[fmt]
 
 
 def valid_callback(callback: str | None) -> bool:

@@ -17,6 +17,7 @@ from ksentinel.reference.services import Call, action
 PENDING, PARTIAL_UPLOAD, FULL_UPLOAD, CLOSED, TIMED_OUT, DELETED = 0, 1, 2, 3, 4, 5
 TOKEN_ORDERS = {"+createdAt": "created_at ASC, rowid ASC", "-createdAt": "created_at DESC, rowid DESC"}
 MAX_PAGE_SIZE = 500
+MAX_MATCHES = 10_000  # as sphinx: an offset past it is refused, not computed
 
 
 def token_object(row: dict[str, Any]) -> dict[str, Any]:
@@ -178,9 +179,10 @@ def list_(
             params.extend(v.strip() for v in values)
     order = TOKEN_ORDERS.get(str(filt.get("orderBy") or ""), "created_at DESC, rowid DESC")
     page_size, page_index = page_of(pager)
-    rows, total = call.platform.store.list_tokens(
-        " AND ".join(clauses), params, order, (page_index - 1) * page_size, page_size
-    )
+    offset = (page_index - 1) * page_size
+    if offset >= MAX_MATCHES:
+        raise ApiException("QUERY_EXCEEDED_MAX_MATCHES_ALLOWED")
+    rows, total = call.platform.store.list_tokens(" AND ".join(clauses), params, order, offset, page_size)
     return {
         "objectType": "KalturaUploadTokenListResponse",
         "objects": [token_object(r) for r in rows],
