@@ -24,7 +24,7 @@ def run_cli(tmp: Path, url: str, *args: str) -> tuple[subprocess.CompletedProces
     env.update(KSENTINEL_ADMIN_SECRET="f" * 32, KSENTINEL_TIMEOUT=str(TIMEOUT))
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.monotonic()
-    proc = subprocess.run(  # noqa: S603
+    proc = subprocess.run(
         [sys.executable, "-m", "ksentinel.cli", *args, "--url", url, "--partner-id", "101"],
         capture_output=True,
         text=True,

@@ -19,6 +19,7 @@ from ksentinel.dashboards.command import dashboards_group
 from ksentinel.errors import ConfigError, KsentinelError
 from ksentinel.kaltura.redact import install_log_redaction
 from ksentinel.load.command import load_command
+from ksentinel.probe.command import probe_group
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -318,6 +319,7 @@ def schema(
 main.add_command(config_group)
 main.add_command(dashboards_group)
 main.add_command(load_command, "load")
+main.add_command(probe_group)
 
 
 if __name__ == "__main__":  # pragma: no cover

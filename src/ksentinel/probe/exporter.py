@@ -1,0 +1,199 @@
+"""The exporter behind ``ksentinel probe serve``: the schedule, the runner and the HTTP endpoints.
+
+=================================  ======================================================
+``/metrics``                       the ``ksentinel_*`` series of the scheduled runs
+``/probe?target=T&flow=F``         one run now, into a fresh registry with blackbox names
+``/probe?...&debug=true``          that run's log instead (blackbox_exporter's debug)
+``/-/healthy``                     200 while the scheduler runs
+``/-/ready``                       200 once every scheduled pair has finished a first run
+``/``                              a small status page
+=================================  ======================================================
+
+An unknown target or flow on ``/probe`` is a 400 with a one-line reason. ``/probe`` honours
+Prometheus' ``X-Prometheus-Scrape-Timeout-Seconds`` header (minus half a second), as blackbox does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import html
+import logging
+import time
+from collections.abc import Mapping, Sequence
+
+from prometheus_client import generate_latest
+
+from ksentinel.flows import all_flows
+from ksentinel.probe.config import Pair, ProbeConfig
+from ksentinel.probe.http import HttpServer, Request, Response
+from ksentinel.probe.metrics import CONTENT_TYPE, ProbeMetrics, probe_registry
+from ksentinel.probe.run import Outcome, ProbeTarget
+from ksentinel.probe.runner import MAX_ON_DEMAND, Busy, Runner
+from ksentinel.probe.scheduler import Scheduler
+
+log = logging.getLogger(__name__)
+
+SCRAPE_TIMEOUT_HEADER = "x-prometheus-scrape-timeout-seconds"
+SCRAPE_TIMEOUT_OFFSET = 0.5
+SHUTDOWN_GRACE = 30.0
+_TRUE = frozenset({"true", "1", "yes"})
+
+
+class Exporter:
+    """Everything ``probe serve`` runs; :meth:`serve` until :meth:`stop`."""
+
+    def __init__(
+        self,
+        probes: ProbeConfig,
+        targets: Mapping[str, ProbeTarget],
+        pairs: Sequence[Pair],
+        *,
+        seed: int | None = None,
+    ) -> None:
+        self.probes = probes
+        self.targets = dict(targets)
+        self.pairs = list(pairs)
+        self.metrics = ProbeMetrics()
+        self.metrics.configure(self.pairs)
+        self.runner: Runner | None = None
+        self.scheduler: Scheduler | None = None
+        self.seed = seed
+        self.started = time.time()
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timeouts = {(p.target, p.flow): p.timeout for p in self.pairs}
+
+    async def serve(self, host: str, port: int, *, on_listening: object = None) -> None:
+        """Listen, run the schedule, and return after :meth:`stop` once runs have cleaned up."""
+        self._stop = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        self.runner = Runner(
+            self.targets,
+            self.probes.options,
+            self.metrics,
+            max_concurrent=min(len(self.pairs), self.probes.max_concurrent_runs),
+        )
+        self.scheduler = Scheduler(self.runner, self.pairs, jitter=self.probes.jitter, seed=self.seed)
+        server = HttpServer(self.handle)
+        try:
+            bound = await server.start(host, port)
+            if callable(on_listening):
+                on_listening(bound)
+            self.scheduler.start()
+            await self._stop.wait()
+        finally:
+            if self.scheduler is not None:
+                await self.scheduler.stop()
+            await self.runner.drain(SHUTDOWN_GRACE)
+            await server.close()
+            self.runner.close()
+
+    def stop(self) -> None:
+        """Stop serving (from any thread, or a signal handler)."""
+        if self._stop is not None and self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._stop.set)
+
+    # --- HTTP ------------------------------------------------------------------------------------
+
+    async def handle(self, request: Request) -> Response:
+        path = request.path.rstrip("/") or "/"
+        if path == "/metrics":
+            return Response(200, self.metrics.render_parts(), CONTENT_TYPE)
+        if path == "/probe":
+            return await self._probe(request)
+        if path == "/-/healthy":
+            healthy = self.scheduler is not None and (self.scheduler.running or not self.pairs)
+            return (
+                Response.text(200, "Healthy")
+                if healthy
+                else Response.text(503, "Not healthy: the scheduler stopped")
+            )
+        if path == "/-/ready":
+            return self._ready()
+        if path == "/":
+            return Response(200, self._index().encode("utf-8"), "text/html; charset=utf-8")
+        return Response.text(
+            404, f"not found: {request.path[:100]} (try /metrics, /probe, /-/healthy, /-/ready)"
+        )
+
+    def _ready(self) -> Response:
+        scheduler = self.scheduler
+        if scheduler is None:
+            return Response.text(503, "Not ready: starting")
+        if not self.pairs or scheduler.ready:
+            return Response.text(200, "Ready")
+        done = len(scheduler.completed)
+        return Response.text(
+            503, f"Not ready: {done} of {len(self.pairs)} scheduled flows have finished a first run"
+        )
+
+    async def _probe(self, request: Request) -> Response:
+        target = request.param("target")
+        flow = request.param("flow")
+        if not target:
+            return Response.text(400, "missing parameter: target")
+        if not flow:
+            return Response.text(400, "missing parameter: flow")
+        if target not in self.targets:
+            return Response.text(400, _unknown("target", target, self.targets))
+        known_flows = all_flows()
+        if flow not in known_flows:
+            return Response.text(400, _unknown("flow", flow, known_flows))
+        timeout = self._timeouts.get((target, flow), self.probes.default_timeout)
+        header = request.headers.get(SCRAPE_TIMEOUT_HEADER, "")
+        try:
+            scrape_timeout = float(header) - SCRAPE_TIMEOUT_OFFSET if header else None
+        except ValueError:
+            return Response.text(400, f"bad {SCRAPE_TIMEOUT_HEADER} header: {header[:40]!r}")
+        if scrape_timeout is not None and scrape_timeout > 0:
+            timeout = min(timeout, scrape_timeout)
+        debug = (request.param("debug") or "").lower() in _TRUE
+        runner = self.runner
+        if runner is None:
+            return Response.text(503, "starting")
+        if runner.on_demand >= MAX_ON_DEMAND:
+            return Response.text(
+                503, f"{MAX_ON_DEMAND} on-demand probes are running already; try again later"
+            )
+        lines: list[str]
+        try:
+            outcome, run = await runner.run(target, flow, timeout, record=False, keep_log=debug, wait=timeout)
+            lines = list(run.log)
+        except Busy as exc:
+            outcome = Outcome(target, flow, "error", 0.0, reason=str(exc), finished_at=time.time())
+            lines = [f"not run: {exc}"]
+        body = generate_latest(probe_registry(outcome))
+        if not debug:
+            return Response(200, body, CONTENT_TYPE)
+        verdict = "succeeded" if outcome.ok else f"failed ({outcome.result}: {outcome.reason})"
+        text = "\n".join([*lines, f"Probe {verdict}", "", "Metrics that would have been returned:", ""])
+        return Response(200, text.encode("utf-8") + body, "text/plain; charset=utf-8")
+
+    def _index(self) -> str:
+        rows = []
+        for pair in self.pairs:
+            last = self.metrics.last_result(pair.target, pair.flow)
+            state = "not run yet" if last is None else "success" if last == 1 else "failing"
+            link = f"/probe?target={pair.target}&flow={pair.flow}&debug=true"
+            rows.append(
+                f"<tr><td>{html.escape(pair.target)}</td><td>{html.escape(pair.flow)}</td>"
+                f"<td>{pair.interval:g}s</td><td>{pair.timeout:g}s</td><td>{state}</td>"
+                f'<td><a href="{html.escape(link)}">run now (debug)</a></td></tr>'
+            )
+        return (
+            "<!doctype html><html><head><title>ksentinel probe</title></head><body>"
+            "<h1>ksentinel probe</h1><p><a href='/metrics'>metrics</a> · <a href='/-/ready'>ready</a> · "
+            "<a href='/-/healthy'>healthy</a></p><table border='1' cellpadding='4'>"
+            "<tr><th>target</th><th>flow</th><th>interval</th><th>timeout</th><th>last run</th><th></th></tr>"
+            + "".join(rows)
+            + "</table></body></html>"
+        )
+
+
+def _unknown(kind: str, name: str, known: Mapping[str, object]) -> str:
+    shown = name[:60].replace("\n", " ").replace("\r", " ")
+    hint = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    if hint:
+        return f"unknown {kind} '{shown}'; did you mean '{hint[0]}'?"
+    return f"unknown {kind} '{shown}' (known: {', '.join(sorted(known)) or 'none'})"

@@ -1,0 +1,332 @@
+"""One probe run: a flow against a target in a worker thread, with a timeout that still cleans up.
+
+Flows are synchronous, so each run executes in a worker thread while the event loop keeps serving
+``/metrics``. When the run's timeout passes, :meth:`Run.cancel` is called: the outcome is recorded
+at once as an ``error`` (code ``TIMEOUT``), every further request of the flow fails immediately with
+:class:`RunCancelled` so the flow stops at its next call, and the flow's clean-up (requests made
+under the ``<flow>.cleanup`` step label) still goes out, so whatever the run created is removed.
+The thread finishes on its own; the scheduler does not start the same (target, flow) again until
+it has (see :class:`ksentinel.probe.runner.Runner`).
+
+Each target has one :class:`ProbeTarget`: one HTTP connection pool and one :class:`BoundedSessions`
+(KS built locally, reused and refreshed before expiry), shared by all the runs against it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from urllib.parse import urlsplit
+
+from ksentinel.config import Target
+from ksentinel.errors import KsentinelError
+from ksentinel.flows import Credentials, FlowContext, FlowOptions, FlowResult, Sessions, StepResult, get_flow
+from ksentinel.flows.core import run_flow
+from ksentinel.kaltura import redact as redact_module
+from ksentinel.kaltura.api import KalturaApi
+from ksentinel.kaltura.redact import redact
+from ksentinel.kaltura.transport import (
+    STEP_LABEL,
+    HttpRequest,
+    HttpResponse,
+    HttpxTransport,
+    Transport,
+    TransportError,
+    TransportTimeout,
+)
+from ksentinel.probe.labels import is_target_code
+
+log = logging.getLogger(__name__)
+
+MAX_LOG_LINES = 500
+#: A request may run this much past the run's timeout, so the timeout itself always fires first.
+DEADLINE_GRACE = 0.25
+MAX_SESSIONS = 32
+#: Entry reads Kaltura's response cache may serve (the ``X-Kaltura`` header tells which it did).
+CACHEABLE_SERVICES = frozenset({"baseentry", "media"})
+CACHEABLE_ACTIONS = frozenset({"get", "list", "count"})
+CacheObserver = Callable[[str, str], None]  # (target, hit|miss|unknown)
+
+
+class RunCancelled(TransportTimeout):
+    """A request of a run whose timeout has passed (clean-up requests are still sent)."""
+
+
+class BoundedSessions(Sessions):
+    """:class:`Sessions` whose pool keeps the :data:`MAX_SESSIONS` most recently used KS.
+
+    Flows ask for per-run users (the cache flow's viewer), so an unbounded pool would grow by one
+    KS per run for as long as the exporter runs; the admin KS every run uses always stays.
+    """
+
+    def _get(self, partner_id: int, secret: str, user: str, session_type: int, privileges: str) -> str:
+        token = super()._get(partner_id, secret, user, session_type, privileges)
+        key = (partner_id, user, session_type, privileges)
+        with self._lock:
+            if key in self._pool:
+                self._pool[key] = self._pool.pop(key)  # most recently used last
+            while len(self._pool) > MAX_SESSIONS:
+                self._pool.pop(next(iter(self._pool)))
+        return token
+
+
+class ProbeTarget:
+    """What every run against one target shares: its name, URL, credentials, sessions, HTTP pool."""
+
+    def __init__(self, target: Target, credentials: Credentials) -> None:
+        self.target = target
+        self.name = target.name
+        self.credentials = credentials
+        self.sessions = BoundedSessions(credentials)
+        self.transport = HttpxTransport()
+
+    def close(self) -> None:
+        self.transport.close()
+
+
+@dataclass
+class Outcome:
+    """What one run amounts to, for metrics, ``/probe`` and the ``probe run`` table."""
+
+    target: str
+    flow: str
+    result: str  # success | failure | error
+    duration: float
+    steps: list[StepResult] = field(default_factory=list)
+    reason: str = ""
+    failed_step: str = ""
+    code: str = ""
+    timed_out: bool = False
+    cleanup_errors: list[str] = field(default_factory=list)
+    finished_at: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.result == "success"
+
+    def errors(self) -> list[tuple[str, str]]:
+        """``(step, code)`` of each API or transport error the run met (invariant failures have no code)."""
+        found = [(s.name, s.code) for s in self.steps if not s.ok and s.code]
+        if self.code and not any(code == self.code for _, code in found):
+            found.append((self.failed_step or "", self.code))
+        return found
+
+
+class RunTransport:
+    """The run's view of the target's transport: cancellation, the step in progress, cache headers."""
+
+    def __init__(self, inner: Transport, run: Run) -> None:
+        self.inner = inner
+        self.run = run
+
+    def send(self, request: HttpRequest) -> HttpResponse:
+        step = STEP_LABEL.get()
+        cleanup = step.endswith(".cleanup")
+        run = self.run
+        what = f"{request.method} {_path(request.url)}" if run.keep_log or run.cancelled.is_set() else ""
+        if run.cancelled.is_set() and not cleanup:
+            run.note(f"{step or '-'}: {what} not sent: the run's {run.timeout:.3g}s timeout passed")
+            raise RunCancelled(f"{what}: the probe's {run.timeout:.3g}s timeout passed")
+        if not cleanup and step:
+            run.current_step = step
+        if not cleanup:  # a request never outlives the run's timeout (by more than a little grace)
+            left = run.deadline - time.monotonic() + DEADLINE_GRACE
+            request = replace(request, timeout=max(0.05, min(request.timeout, left)))
+        try:
+            response = self.inner.send(request)
+        except TransportError as exc:
+            if run.keep_log:
+                run.note(f"{step or '-'}: {what} -> {exc.code}: {exc}")
+            raise
+        cache = self._cache_result(request, response)
+        if run.keep_log:
+            header = response.headers.get("X-Kaltura", "")
+            run.note(
+                f"{step or '-'}: {what} -> HTTP {response.status} in {response.elapsed:.3f}s"
+                + (f" (X-Kaltura: {header.split(',')[0]})" if header else "")
+            )
+        if cache is not None and run.on_cache is not None:
+            try:
+                run.on_cache(run.target.name, cache)
+            except Exception:  # metrics must never break a run
+                log.exception("cache observer failed")
+        return response
+
+    @staticmethod
+    def _cache_result(request: HttpRequest, response: HttpResponse) -> str | None:
+        """``hit``/``miss``/``unknown`` for a cacheable read that did not ask to bypass the cache."""
+        parts = urlsplit(request.url).path.rstrip("/").lower().split("/")
+        if len(parts) < 4 or parts[-2] != "action" or parts[-4] != "service":
+            return None
+        if parts[-3] not in CACHEABLE_SERVICES or parts[-1] not in CACHEABLE_ACTIONS:
+            return None
+        if response.status != 200 or (request.body and b"nocache" in request.body):
+            return None
+        header = response.headers.get("X-Kaltura", "").strip().lower()
+        if header.startswith("cached-"):
+            return "hit"
+        if header.startswith("cache-key"):
+            return "miss"
+        return "unknown"
+
+
+class Run:
+    """One run of one flow against one target; :meth:`execute` runs in a worker thread."""
+
+    def __init__(
+        self,
+        target: ProbeTarget,
+        flow: str,
+        timeout: float,
+        options: FlowOptions,
+        *,
+        on_cache: CacheObserver | None = None,
+        keep_log: bool = False,
+    ) -> None:
+        self.target = target
+        self.flow = flow
+        self.timeout = timeout
+        self.options = replace(options, ready_timeout=min(options.ready_timeout, timeout))
+        self.on_cache = on_cache
+        self.cancelled = threading.Event()
+        self.current_step = ""
+        self.keep_log = keep_log
+        self.log: deque[str] = deque(maxlen=MAX_LOG_LINES)
+        self.started = time.perf_counter()
+        self.deadline = time.monotonic() + timeout
+        self._steps: list[StepResult] = []
+        self._lock = threading.Lock()
+
+    def note(self, line: str) -> None:
+        if self.keep_log:
+            self.log.append(f"{time.perf_counter() - self.started:8.3f}s  {redact(line)}")
+
+    def cancel(self) -> None:
+        self.note(f"timeout: {self.timeout:.3g}s passed during {self.current_step or 'the run'}; cleaning up")
+        self.cancelled.set()
+
+    def steps(self) -> list[StepResult]:
+        with self._lock:
+            return list(self._steps)
+
+    def _on_step(self, step: StepResult) -> None:
+        with self._lock:
+            self._steps.append(step)
+        verdict = "ok" if step.ok else f"FAILED{f' [{step.code}]' if step.code else ''}: {step.reason}"
+        self.note(f"step {step.name} {verdict} ({step.duration:.3f}s)")
+
+    def execute(self) -> Outcome:
+        """Run the flow and its clean-up; never raises."""
+        self.started = time.perf_counter()
+        self.deadline = time.monotonic() + self.timeout
+        self.note(f"run of flow {self.flow} against target {self.target.name} (timeout {self.timeout:.3g}s)")
+        api_timeout = min(self.target.target.timeout, self.timeout)
+        transport = RunTransport(self.target.transport, self)
+        try:
+            flow_def = get_flow(self.flow)
+            with KalturaApi(
+                self.target.target.url,
+                partner_id=self.target.target.partner_id,
+                timeout=api_timeout,
+                transport=transport,
+            ) as api:
+                ctx = FlowContext(api, self.target.sessions, options=self.options, listeners=(self._on_step,))
+                result = run_flow(flow_def, ctx)
+            outcome = self._from_result(result)
+        except Exception as exc:  # a flow bug or an answer no flow expected: an error, not a crash
+            log.warning(
+                "flow %s on %s raised %s", self.flow, self.target.name, type(exc).__name__, exc_info=True
+            )
+            reason = f"{type(exc).__name__}: {exc}"
+            outcome = self._outcome("error", redact(reason), self.current_step, "OTHER")
+        finally:
+            _forget_registered_ks()
+        for error in outcome.cleanup_errors:
+            self.note(f"clean-up: {error}")
+        self.note(
+            f"{outcome.result} in {outcome.duration:.3f}s" + (f": {outcome.reason}" if outcome.reason else "")
+        )
+        return outcome
+
+    def timed_out(self) -> Outcome:
+        """The outcome recorded when the timeout passes (the thread is still finishing)."""
+        outcome = self._outcome(
+            "error",
+            f"timed out after {self.timeout:.3g}s in {self.current_step or 'the run'}",
+            self.current_step,
+            "TIMEOUT",
+        )
+        outcome.timed_out = True
+        outcome.duration = self.timeout
+        return outcome
+
+    def _from_result(self, result: FlowResult) -> Outcome:
+        if result.ok:
+            outcome = self._outcome("success", "", "", "")
+        elif result.failure is not None:
+            failure = result.failure
+            status = "error" if is_target_code(failure.code) else "failure"
+            outcome = self._outcome(status, failure.reason, failure.step, failure.code or "")
+        else:
+            error: KsentinelError | None = result.error
+            reason = str(error) if error is not None else f"skipped: {result.skipped}"
+            code = str(getattr(error, "code", "") or "")
+            failed = next((s for s in reversed(result.steps) if not s.ok), None)
+            outcome = self._outcome("error", reason, failed.name if failed else self.current_step, code)
+        outcome.cleanup_errors = list(result.cleanup_errors)
+        outcome.duration = result.duration
+        return outcome
+
+    def _outcome(self, result: str, reason: str, step: str, code: str) -> Outcome:
+        return Outcome(
+            target=self.target.name,
+            flow=self.flow,
+            result=result,
+            duration=time.perf_counter() - self.started,
+            steps=self.steps(),
+            reason=reason.splitlines()[0][:300] if reason else "",
+            failed_step=step,
+            code=code,
+            finished_at=time.time(),
+        )
+
+
+def _path(url: str) -> str:
+    """The path of ``url`` only: no host, query or (for downloads) KS segments in the run log."""
+    return redact(urlsplit(url).path)
+
+
+_PURGE_EVERY = 32
+_dropped = 0
+
+
+def _forget_registered_ks() -> None:
+    """Drop KS values from the secret registry of :mod:`ksentinel.kaltura.redact`.
+
+    ``KalturaApi.with_ks`` registers every KS it is given as a secret, and each registration
+    compiles a new pattern of all secrets (which ``re`` also keeps in its cache of up to 512
+    patterns). A long-running probe gets a new KS from every ``session.start`` it tests, so the
+    registry, the pattern and the cache would grow for as long as the exporter runs. KS values are
+    masked by their shape anyway, so removing them loses nothing; the real secrets stay. The swap
+    happens under the module's lock, so no secret is ever unregistered, even for an instant; and
+    ``re``'s cache is purged every :data:`_PURGE_EVERY` KS so the patterns it holds stay few.
+    """
+    global _dropped
+    module = redact_module
+    with module._lock:
+        keep = frozenset(value for value in module._secrets if not module.looks_like_ks(value))
+        dropped = len(module._secrets) - len(keep)
+        if not dropped:
+            return
+        ordered = sorted(keep, key=len, reverse=True)
+        module._secrets = keep
+        module._secret_pattern = re.compile("|".join(re.escape(s) for s in ordered)) if ordered else None
+        _dropped += dropped
+        if _dropped >= _PURGE_EVERY:
+            _dropped = 0
+            re.purge()

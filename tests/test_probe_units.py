@@ -1,0 +1,170 @@
+"""Small parts of the probe: the gate, bounded labels, the metrics text, sessions and the KS registry."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from ksentinel.flows import Credentials, StepResult
+from ksentinel.kaltura import ks as ks_lib
+from ksentinel.kaltura import redact
+from ksentinel.kaltura.transport import Headers, HttpRequest, HttpResponse
+from ksentinel.probe import run as run_module
+from ksentinel.probe.config import Pair
+from ksentinel.probe.gate import Gate
+from ksentinel.probe.labels import bounded_code, is_target_code, step_label
+from ksentinel.probe.metrics import ProbeMetrics
+from ksentinel.probe.run import MAX_SESSIONS, BoundedSessions, Outcome, RunTransport
+
+
+def test_gate_lets_shared_runs_overlap_and_exclusive_ones_alone() -> None:
+    async def scenario() -> list[str]:
+        gate, order = Gate(), []
+
+        async def run(name: str, exclusive: bool, hold: float) -> None:
+            await gate.acquire(exclusive)
+            order.append(f"+{name}")
+            await asyncio.sleep(hold)
+            order.append(f"-{name}")
+            gate.release(exclusive)
+
+        shared = asyncio.create_task(run("a", False, 0.05))
+        await asyncio.sleep(0)
+        cache = asyncio.create_task(run("cache", True, 0.05))
+        await asyncio.sleep(0)
+        late = asyncio.create_task(run("b", False, 0.01))  # queued behind the exclusive waiter
+        await asyncio.gather(shared, cache, late)
+        return order
+
+    assert asyncio.run(scenario()) == ["+a", "-a", "+cache", "-cache", "+b", "-b"]
+
+
+def test_a_cancelled_gate_waiter_does_not_block_the_others() -> None:
+    async def scenario() -> bool:
+        gate = Gate()
+        await gate.acquire(False)
+        waiter = asyncio.create_task(gate.acquire(True))
+        await asyncio.sleep(0)
+        waiter.cancel()
+        await asyncio.gather(waiter, return_exceptions=True)
+        await asyncio.wait_for(gate.acquire(False), 1)  # not stuck behind the cancelled exclusive waiter
+        gate.release(False)
+        gate.release(False)
+        await asyncio.wait_for(gate.acquire(True), 1)
+        return True
+
+    assert asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("code", "label", "target_code"),
+    [
+        ("INVALID_KS", "INVALID_KS", False),
+        ("HTTP_503", "HTTP_503", True),
+        ("HTTP_599", "OTHER", True),
+        ("TIMEOUT", "TIMEOUT", True),
+        ("KSENTINEL_BAD_RESPONSE", "KSENTINEL_BAD_RESPONSE", True),
+        ("0_abcd1234", "OTHER", False),
+        ("", "OTHER", False),
+    ],
+)
+def test_codes_are_bounded(code: str, label: str, target_code: bool) -> None:
+    assert bounded_code(code) == label
+    assert is_target_code(code) is target_code
+
+
+def test_steps_are_bounded_to_what_the_flow_declares() -> None:
+    assert step_label("upload", "upload.chunk") == "upload.chunk"
+    assert step_label("upload", "cache.seed") == "other"
+    assert step_label("upload", "upload.0_abcd1234") == "other"
+    assert step_label("no-such-flow", "x.y") == "other"
+
+
+def _outcome(result: str, steps: list[StepResult], **extra: object) -> Outcome:
+    return Outcome("t", "cache", result, 0.5, steps, finished_at=time.time(), **extra)  # type: ignore[arg-type]
+
+
+def test_metrics_text_parses_and_counts() -> None:
+    metrics = ProbeMetrics(process=False)
+    metrics.configure([Pair("t", "cache", 30.0, 10.0)])
+    ok = [StepResult("cache", "cache.seed", 0.004, True), StepResult("cache", "cache.repeat_hit", 0.3, True)]
+    metrics.record(_outcome("success", ok))
+    stale = [
+        StepResult("cache", "cache.seed", 0.02, True),
+        StepResult("cache", "cache.write_fresh", 0.01, False, "stale name"),
+    ]
+    metrics.record(_outcome("failure", stale, failed_step="cache.write_fresh", reason="stale name"))
+    metrics.record(_outcome("error", [], failed_step="cache.seed", code="TIMEOUT", timed_out=True))
+    metrics.cache_lookup("t", "hit")
+    metrics.cache_lookup("t", "weird")
+    text = metrics.text()
+    values = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+    def v(name: str, **labels: str) -> float:
+        return values[(name, tuple(sorted(labels.items())))]
+
+    pair = {"target": "t", "flow": "cache"}
+    assert v("ksentinel_probe_success", **pair) == 0
+    assert v("ksentinel_probe_runs_total", **pair, result="success") == 1
+    assert v("ksentinel_probe_runs_total", **pair, result="failure") == 1
+    assert v("ksentinel_probe_runs_total", **pair, result="error") == 1
+    assert v("ksentinel_cache_stale_reads_total", target="t") == 1
+    assert v("ksentinel_api_errors_total", **pair, step="cache.seed", code="TIMEOUT") == 1
+    assert v("ksentinel_probe_step_failures_total", **pair, step="cache.write_fresh") == 1
+    assert v("ksentinel_probe_step_failures_total", **pair, step="cache.seed") == 1
+    assert v("ksentinel_cache_lookups_total", target="t", result="hit") == 1
+    assert v("ksentinel_cache_lookups_total", target="t", result="unknown") == 1
+    seed = {**pair, "step": "cache.seed"}
+    assert v("ksentinel_probe_step_duration_seconds_count", **seed) == 2
+    assert v("ksentinel_probe_step_duration_seconds_bucket", **seed, le="0.005") == 1
+    assert v("ksentinel_probe_step_duration_seconds_bucket", **seed, le="0.025") == 2
+    assert v("ksentinel_probe_step_duration_seconds_bucket", **seed, le="+Inf") == 2
+    assert v("ksentinel_probe_step_duration_seconds_sum", **seed) == pytest.approx(0.024)
+    assert v("ksentinel_probe_interval_seconds", **pair) == 30
+
+
+def test_sessions_pool_stays_bounded_and_keeps_the_admin_ks() -> None:
+    sessions = BoundedSessions(Credentials(101, "admin-secret-0123456789"))
+    admin = sessions.admin()
+    for index in range(MAX_SESSIONS * 3):
+        sessions.user(f"viewer-{index}")
+        assert sessions.admin() == admin
+    assert len(sessions._pool) <= MAX_SESSIONS
+
+
+def test_ks_values_leave_the_secret_registry_but_secrets_stay() -> None:
+    secret = "partner-secret-0123456789"
+    redact.register_secret(secret)
+    tokens = [ks_lib.build(secret, 101, f"user-{i}", 2, 600) for i in range(5)]
+    for token in tokens:
+        redact.register_secret(token)
+    run_module._forget_registered_ks()
+    assert secret in redact._secrets and not any(t in redact._secrets for t in tokens)
+    assert secret not in redact.redact(f"secret={secret}")
+    assert all(token not in redact.redact(f"ks={token}") for token in tokens)  # masked by shape
+
+
+@pytest.mark.parametrize(
+    ("url", "body", "header", "expected"),
+    [
+        ("http://x/api_v3/service/baseentry/action/get", b"{}", "cached-dispatcher,k,1", "hit"),
+        ("http://x/api_v3/service/media/action/list", b"{}", "cache-key,k", "miss"),
+        ("http://x/api_v3/service/baseentry/action/count", b"{}", "", "unknown"),
+        ("http://x/api_v3/service/baseentry/action/get", b'{"nocache":1}', "", None),
+        ("http://x/api_v3/service/baseentry/action/update", b"{}", "", None),
+        ("http://x/api_v3/service/session/action/get", b"{}", "", None),
+    ],
+)
+def test_cache_lookups_are_read_from_entry_reads_only(
+    url: str, body: bytes, header: str, expected: str | None
+) -> None:
+    request = HttpRequest("POST", url, {}, body)
+    response = HttpResponse(200, Headers({"X-Kaltura": header} if header else {}), b"{}", 0.001)
+    assert RunTransport._cache_result(request, response) == expected
