@@ -24,13 +24,13 @@ Every key is optional; a bad key or value is a one-line :class:`~ksentinel.error
 from __future__ import annotations
 
 import difflib
-import json
 import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ksentinel.config.values import describe as _describe
 from ksentinel.errors import ConfigError
 from ksentinel.slo import parse_duration
 
@@ -144,17 +144,3 @@ def _duration(value: Any, where: str, *, allow_zero: bool) -> float:
     if seconds <= 0 and not allow_zero:
         raise ConfigError(f"{where}: must be longer than 0")
     return seconds
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, Mapping):
-        return "a table"
-    if isinstance(value, list):
-        return "an array"
-    return f"a {type(value).__name__}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from ksentinel.kaltura.codes import ERROR_CODES
 from ksentinel.kaltura.redact import redact
 
 #: A broken flow invariant without an API error code.
@@ -19,49 +20,7 @@ OTHER = "OTHER"
 GONE = frozenset({"ENTRY_ID_NOT_FOUND", "UPLOAD_TOKEN_NOT_FOUND"})
 
 #: The label values ``code`` may take; anything else is ``OTHER``.
-KNOWN_CODES = frozenset(
-    {
-        CHECK,
-        # transport (ksentinel.kaltura.transport)
-        "TIMEOUT",
-        "CONNECTION",
-        "PROTOCOL",
-        "TOO_LARGE",
-        "TRANSPORT",
-        # HTTP statuses a load test meets
-        *(f"HTTP_{status}" for status in (400, 401, 403, 404, 405, 408, 413, 429, 500, 502, 503, 504)),
-        # not a Kaltura answer at all
-        "KSENTINEL_BAD_RESPONSE",
-        # KalturaAPIException codes of the actions the flows call
-        "INVALID_KS",
-        "MISSING_KS",
-        "SERVICE_FORBIDDEN",
-        "SERVICE_FORBIDDEN_CONTENT_BLOCKED",
-        "PARTNER_ACCESS_FORBIDDEN",
-        "START_SESSION_ERROR",
-        "ENTRY_ID_NOT_FOUND",
-        "ENTRY_ALREADY_WITH_CONTENT",
-        "ENTRY_TYPE_NOT_SUPPORTED",
-        "RESOURCE_TYPE_NOT_SUPPORTED",
-        "UPLOAD_ERROR",
-        "UPLOAD_TOKEN_NOT_FOUND",
-        "UPLOAD_TOKEN_INVALID_STATUS_FOR_UPLOAD",
-        "UPLOAD_TOKEN_INVALID_STATUS_FOR_ADD_ENTRY",
-        "UPLOAD_TOKEN_CANNOT_RESUME",
-        "UPLOAD_TOKEN_CANNOT_MATCH_EXPECTED_SIZE",
-        "UPLOAD_TOKEN_MISSING_FILE_SIZE",
-        "QUERY_EXCEEDED_MAX_MATCHES_ALLOWED",
-        "MISSING_MANDATORY_PARAMETER",
-        "INVALID_PARAMETER_CHAR",
-        "INVALID_ENUM_VALUE",
-        "PROPERTY_VALIDATION_CANNOT_BE_NULL",
-        "PROPERTY_VALIDATION_NOT_UPDATABLE",
-        "SERVICE_DOES_NOT_EXISTS",
-        "ACTION_DOES_NOT_EXISTS",
-        "INTERNAL_SERVERL_ERROR",
-        "UNKNOWN_ERROR",
-    }
-)
+KNOWN_CODES = ERROR_CODES | {CHECK}
 
 _CODE = re.compile(r"^([A-Z][A-Z0-9_]{1,63})(?::|$)")
 # entry ids (0_abc12345), upload token ids (0_<32 hex>), long hex and digits runs

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ksentinel.config.values import describe as _describe
 from ksentinel.errors import ConfigError
 from ksentinel.flows.core import FlowOptions
 from ksentinel.slo import merge_slo, parse_duration, parse_slo
@@ -431,17 +432,3 @@ def _check_keys(table: Mapping[str, Any], known: tuple[str, ...], where: str) ->
             hint = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
             suggestion = f"; did you mean '{hint[0]}'?" if hint else f" (known: {', '.join(known)})"
             raise _Invalid(f"{path}: unknown key{suggestion}")
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, Mapping):
-        return "a table"
-    if isinstance(value, list):
-        return "an array"
-    return f"a {type(value).__name__}"

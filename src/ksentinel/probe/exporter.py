@@ -73,6 +73,7 @@ class Exporter:
             self.probes.options,
             self.metrics,
             max_concurrent=min(len(self.pairs), self.probes.max_concurrent_runs),
+            prestart=True,
         )
         self.scheduler = Scheduler(self.runner, self.pairs, jitter=self.probes.jitter, seed=self.seed)
         server = HttpServer(self.handle)
