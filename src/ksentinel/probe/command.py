@@ -89,7 +89,8 @@ def serve(selection: TargetSelection, listen: str | None, faults: tuple[str, ...
         def listening(bound: tuple[str, int]) -> None:
             shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
             click.echo(
-                f"ksentinel probe: {len(pairs)} flows on {len(targets)} target{'s' if len(targets) > 1 else ''} "
+                f"ksentinel probe: {len(pairs)} scheduled flow{'s' if len(pairs) != 1 else ''} on "
+                f"{len(targets)} target{'s' if len(targets) != 1 else ''} "
                 f"({', '.join(sorted(targets))}) from {probes.source}"
             )
             click.echo(f"ksentinel probe listening on http://{shown}:{bound[1]} (/metrics, /probe, /-/ready)")

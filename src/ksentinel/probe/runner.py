@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -46,7 +47,9 @@ class Runner:
         self.options = options
         self.metrics = metrics
         self.executor = ThreadPoolExecutor(
-            max_workers=max(1, max_concurrent) + MAX_ON_DEMAND, thread_name_prefix="ksentinel-probe"
+            max_workers=max(1, max_concurrent) + MAX_ON_DEMAND,
+            thread_name_prefix="ksentinel-probe",
+            initializer=_background_priority,
         )
         # scheduled runs whose threads are running (also after their timeout): a bounded number of
         # worker threads whatever the schedule, so memory reaches its steady state early
@@ -201,6 +204,16 @@ class Runner:
         self.executor.shutdown(wait=False, cancel_futures=True)
         for target in self.targets.values():
             target.close()
+
+
+WORKER_NICENESS = 5
+
+
+def _background_priority() -> None:
+    """Worker threads yield the CPU to the event loop: answering a scrape comes first (Linux)."""
+    if hasattr(os, "setpriority") and hasattr(threading, "get_native_id"):
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICENESS)
 
 
 def _start_all_threads(executor: ThreadPoolExecutor, count: int) -> None:
