@@ -16,6 +16,7 @@ from ksentinel.kaltura.redact import mask_secret, register_secret
 
 ADMIN, USER = 2, 0
 DEFAULT_EXPIRY = 3600
+MAX_POOLED = 64
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,10 @@ class Sessions:
                 version=self.credentials.ks_version,
                 now=now,
             )
+            self._pool.pop(key, None)
             self._pool[key] = (token, now + self.expiry)
+            while len(self._pool) > MAX_POOLED:  # bounded however many users flows invent
+                self._pool.pop(next(iter(self._pool)))
             return token
 
     def admin(self, user: str | None = None, privileges: str = "") -> str:
