@@ -16,6 +16,7 @@ import click
 from ksentinel import __version__
 from ksentinel.cli_target import TargetSelection, config_group, target_options
 from ksentinel.dashboards.command import dashboards_group
+from ksentinel.demo.command import demo_command
 from ksentinel.errors import ConfigError, KsentinelError
 from ksentinel.kaltura.redact import install_log_redaction
 from ksentinel.load.command import load_command
@@ -318,6 +319,7 @@ def schema(
 
 main.add_command(config_group)
 main.add_command(dashboards_group)
+main.add_command(demo_command, "demo")
 main.add_command(load_command, "load")
 main.add_command(probe_group)
 

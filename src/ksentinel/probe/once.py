@@ -52,7 +52,7 @@ def render_table(result: PassResult) -> str:
     notes: list[str] = []
     for outcome in result.outcomes:
         rows.append((outcome.target, outcome.flow, "", outcome.result.upper(), f"{outcome.duration:.3f}s"))
-        for name, count, total, ok in _steps(outcome):
+        for name, count, total, ok in merged_steps(outcome):
             label = f"{name} x{count}" if count > 1 else name
             rows.append(("", "", label, "ok" if ok else "FAILED", f"{total:.3f}s"))
         if outcome.timed_out or (
@@ -82,7 +82,7 @@ def render_table(result: PassResult) -> str:
     return "\n".join(lines)
 
 
-def _steps(outcome: Outcome) -> list[tuple[str, int, float, bool]]:
+def merged_steps(outcome: Outcome) -> list[tuple[str, int, float, bool]]:
     """Steps in first-seen order; a repeated step (``upload.chunk``) is one row with its count."""
     merged: dict[str, list[float | int | bool]] = {}
     for step in outcome.steps:

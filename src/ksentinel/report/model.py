@@ -63,30 +63,69 @@ class ContractSection:
         return groups
 
 
+STAGE_STATUSES = ("passed", "failed", "error", "skipped", "interrupted")
+
+
+@dataclass
+class Stage:
+    """One stage of a run (``ksentinel demo``: platform, contract, load, probe, dashboards)."""
+
+    name: str
+    status: str  # one of STAGE_STATUSES
+    seconds: float = 0.0
+    summary: str = ""
+
+    def __post_init__(self) -> None:
+        self.summary = redact(self.summary)
+
+
 @dataclass
 class RunReport:
-    """A whole run; sections are optional so each command fills what it ran."""
+    """A whole run; each command fills the sections it ran, the rest stay ``None``.
+
+    ``load``, ``probe``, ``dashboards`` and ``matrix`` are plain dicts (JSON-ready) built by
+    :mod:`ksentinel.report.load_section`, :mod:`ksentinel.report.probe_section`,
+    :mod:`ksentinel.report.dashboards_section` and ``Matrix.as_dict()``; each has an ``ok`` key.
+    """
 
     title: str
     target: str
     started: str
     duration: float = 0.0
     contract: ContractSection | None = None
-    sections: dict[str, Any] = field(default_factory=dict)
+    load: dict[str, Any] | None = None
+    probe: dict[str, Any] | None = None
+    dashboards: dict[str, Any] | None = None
+    matrix: dict[str, Any] | None = None
+    stages: list[Stage] = field(default_factory=list)
     links: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.target = redact(self.target)
 
     @property
+    def interrupted(self) -> bool:
+        return any(stage.status == "interrupted" for stage in self.stages)
+
+    @property
     def ok(self) -> bool:
-        return self.contract is None or self.contract.ok
+        sections_ok = all(
+            section is None or section.get("ok", False)
+            for section in (self.load, self.probe, self.dashboards, self.matrix)
+        )
+        stages_ok = all(stage.status in ("passed", "skipped") for stage in self.stages)
+        return (self.contract is None or self.contract.ok) and sections_ok and stages_ok
 
     @property
     def verdict(self) -> str:
-        return "PASS" if self.ok else "FAIL"
+        if self.ok:
+            return "PASS"
+        return "INCOMPLETE" if self.interrupted else "FAIL"
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["verdict"] = self.verdict
+        data["ok"] = self.ok
+        if data.get("load"):  # the charts are drawings of the timeline the JSON already has
+            data["load"] = {k: v for k, v in data["load"].items() if k != "charts"}
         return data

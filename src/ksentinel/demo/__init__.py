@@ -1,0 +1,1 @@
+"""``ksentinel demo``: every part of ksentinel in one run against one target, one report."""
