@@ -15,9 +15,9 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Until `ksentinel demo` lands, the demo runs the official Kaltura client against the embedded platform.
+# The embedded reference platform, contract, load, probe and dashboards; one report under reports/.
 demo: $(STAMP)
-	$(BIN)/python examples/official_client_flow.py
+	$(BIN)/ksentinel demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples contracts load dashboards probes

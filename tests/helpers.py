@@ -1,4 +1,4 @@
-"""Small wire-level helpers for tests that need to see raw requests and responses."""
+"""Small helpers shared by the tests: raw wire calls, KS, target environments, system programs."""
 
 from __future__ import annotations
 
@@ -66,3 +66,34 @@ def upload_entry(
     )
     assert not is_error(entry), entry
     return entry
+
+
+def system_binary(name: str, package: str) -> str:
+    """Path of a system program the test needs; skip without it, fail if KSENTINEL_REQUIRE_SYSTEM_DEPS=1.
+
+    ``.ci/run`` installs the packages of ``.ci/system-packages`` and sets that variable, so in CI a
+    missing program is a failure, never a silent skip.
+    """
+    import os
+    import shutil
+    from pathlib import Path
+
+    import pytest
+
+    path = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").is_file() else None)
+    if path:
+        return path
+    reason = f"{name} not found (apt-get install -y {package})"
+    if os.environ.get("KSENTINEL_REQUIRE_SYSTEM_DEPS") == "1":
+        pytest.fail(f"{reason}; KSENTINEL_REQUIRE_SYSTEM_DEPS=1 requires it")
+    pytest.skip(reason)
+
+
+def target_env(ref: Any, *, admin_secret: str | None = None) -> dict[str, str]:
+    return {
+        "KSENTINEL_URL": ref.url,
+        "KSENTINEL_PARTNER_ID": str(ref.p1.id),
+        "KSENTINEL_ADMIN_SECRET": admin_secret or ref.p1.admin_secret,
+        "KSENTINEL_PEER_PARTNER_ID": str(ref.p2.id),
+        "KSENTINEL_PEER_ADMIN_SECRET": ref.p2.admin_secret,
+    }

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Reference, start_reference
+from tests.helpers import target_env
 
 REPO = Path(__file__).resolve().parents[1]
 CONTRACT_TIMEOUT = 240
@@ -62,16 +63,6 @@ def run_contract(
 
 def results(out: Path) -> list[dict]:
     return json.loads((out / "contract.json").read_text())["contract"]["results"]
-
-
-def target_env(ref: Reference, *, admin_secret: str | None = None) -> dict[str, str]:
-    return {
-        "KSENTINEL_URL": ref.url,
-        "KSENTINEL_PARTNER_ID": str(ref.p1.id),
-        "KSENTINEL_ADMIN_SECRET": admin_secret or ref.p1.admin_secret,
-        "KSENTINEL_PEER_PARTNER_ID": str(ref.p2.id),
-        "KSENTINEL_PEER_ADMIN_SECRET": ref.p2.admin_secret,
-    }
 
 
 def test_clean_platform_keeps_every_contract_and_artefacts_are_clean(
@@ -198,7 +189,7 @@ def test_deep_run_leaves_nothing_and_touches_nothing_it_did_not_create(
     import httpx
 
     from ksentinel.kaltura.api import KalturaApi
-    from tests.helpers import admin_ks, upload_entry
+    from tests.helpers import admin_ks, target_env, upload_entry
 
     admin = admin_ks(fresh_reference.p1, "someone-else")
     with httpx.Client(timeout=10) as http:

@@ -16,7 +16,6 @@ import contextlib
 import os
 import queue
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -36,6 +35,7 @@ from ksentinel.dashboards.build import RULES_FILE, build, write_build
 from ksentinel.dashboards.exported import exported_names, names_in_exposition
 from ksentinel.dashboards.lint import expressions
 from ksentinel.dashboards.promql import metric_names
+from tests import helpers
 
 REPO = Path(__file__).resolve().parents[1]
 SUITE = REPO / "dashboards"
@@ -63,13 +63,7 @@ cache_window = "30s"
 
 
 def system_binary(name: str) -> str:
-    path = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").is_file() else None)
-    if path:
-        return path
-    reason = f"{name} not found (apt-get install -y prometheus)"
-    if os.environ.get("KSENTINEL_REQUIRE_SYSTEM_DEPS") == "1":
-        pytest.fail(f"{reason}; KSENTINEL_REQUIRE_SYSTEM_DEPS=1 requires it")
-    pytest.skip(reason)
+    return helpers.system_binary(name, "prometheus")
 
 
 def free_port() -> int:

@@ -7,7 +7,6 @@ Without ``promtool`` (Debian's ``prometheus`` package) these tests skip, unless
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from dataclasses import replace
@@ -22,6 +21,7 @@ from ksentinel.dashboards.build import RULES_FILE, build, write_build
 from ksentinel.dashboards.exported import exported_names
 from ksentinel.dashboards.lint import lint
 from ksentinel.dashboards.rules import ALERT_NAMES
+from tests import helpers
 
 REPO = Path(__file__).resolve().parents[1]
 SUITE = REPO / "dashboards"
@@ -30,13 +30,7 @@ RUNBOOKS = REPO / "docs" / "runbooks.md"
 
 
 def system_binary(name: str) -> str:
-    path = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").is_file() else None)
-    if path:
-        return path
-    reason = f"{name} not found (apt-get install -y prometheus)"
-    if os.environ.get("KSENTINEL_REQUIRE_SYSTEM_DEPS") == "1":
-        pytest.fail(f"{reason}; KSENTINEL_REQUIRE_SYSTEM_DEPS=1 requires it")
-    pytest.skip(reason)
+    return helpers.system_binary(name, "prometheus")
 
 
 @pytest.fixture(scope="module")

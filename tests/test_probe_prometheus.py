@@ -10,7 +10,6 @@ import contextlib
 import os
 import queue
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -25,6 +24,7 @@ import httpx
 import pytest
 
 from ksentinel.reference.process import ReferenceProcess
+from tests import helpers
 from tests.conftest import make_partners, partners_env
 
 INTERVAL = 2.5
@@ -35,15 +35,7 @@ pytestmark = pytest.mark.slow
 
 
 def _prometheus() -> str:
-    binary = shutil.which("prometheus") or (
-        "/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None
-    )
-    if binary is None:
-        reason = "the prometheus binary is not installed (Debian package 'prometheus')"
-        if os.environ.get("KSENTINEL_REQUIRE_SYSTEM_DEPS") == "1":
-            pytest.fail(f"{reason}, and KSENTINEL_REQUIRE_SYSTEM_DEPS=1")
-        pytest.skip(reason)
-    return binary
+    return helpers.system_binary("prometheus", "prometheus")
 
 
 def _free_port() -> int:
