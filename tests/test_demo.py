@@ -108,14 +108,14 @@ def test_report_renders_in_headless_chromium(clean_demo: DemoRun) -> None:
         assert page.locator("#verdict").inner_text().startswith("PASS")
         table = page.locator("#slo-table")
         assert table.is_visible()
-        rows = table.locator("tbody tr")
+        rows = table.locator("tbody > tr")
         assert rows.count() >= 3
         charts = page.locator("svg.chart")
         assert charts.count() >= 2
         for index in range(charts.count()):
             box = charts.nth(index).bounding_box()
             assert box is not None and box["width"] > 300 and box["height"] > 100
-        assert page.locator("#probe-table tbody tr").count() == 5
+        assert page.locator("#probe-table > tbody > tr").count() == 5
         ARTEFACTS.mkdir(parents=True, exist_ok=True)
         shot = ARTEFACTS / "demo-report.png"
         page.screenshot(path=str(shot), full_page=True)

@@ -126,6 +126,7 @@ def load_stage(run: DemoRun, report: RunReport, tick: Tick) -> Stage:
             output=output,
         )
     report.load = load_section(outcome, run.out)
+    report.load["summary"] = outcome.summary  # the JSON twin keeps the numbers the charts draw
     report.links["Load log"] = run.href(run.log_path("load"))
     if outcome.report_path is not None:
         report.links["Locust's HTML report"] = run.href(outcome.report_path)

@@ -7,6 +7,9 @@
   carries the same tag;
 * at ``init``: the target (one-line error and exit 2 when there is none), the users' host, the
   ``ksentinel_load_*`` exporter and the progress lines (master / local process only);
+* at ``test_start`` (master / local process only): the timeline sampler (:mod:`ksentinel.load.timeline`),
+  a greenlet that samples the statistics every second (every worker report interval on a master)
+  until ``test_stop``;
 * at ``test_stop``: on a worker, its users are stopped and its final stats sent at once; on the
   master, every worker is asked to do that and the master waits (bounded) for their final reports,
   so the final stats cover all workers; then the run's leftovers are swept (``sweep --tag``);
@@ -19,6 +22,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import sys
 import time
@@ -27,7 +31,14 @@ from typing import Any
 
 import gevent
 from locust import events as locust_events
-from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING, MasterRunner, WorkerRunner
+from locust.runners import (
+    STATE_CLEANUP,
+    STATE_STOPPED,
+    STATE_STOPPING,
+    WORKER_REPORT_INTERVAL,
+    MasterRunner,
+    WorkerRunner,
+)
 
 from ksentinel.config import load_config
 from ksentinel.errors import ConfigError, KsentinelError
@@ -35,6 +46,7 @@ from ksentinel.flows import new_run_id
 from ksentinel.load.arrival import ArrivalStats
 from ksentinel.load.cleanup import sweep_run
 from ksentinel.load.summary import build_summary, write_summary
+from ksentinel.load.timeline import Timeline
 from ksentinel.load.transport import CHECK_TYPE, FLOW_TYPE
 from ksentinel.load.users import FlowUser, LoadRun
 from ksentinel.load.verdict import evaluate, exit_code, render_table
@@ -58,6 +70,10 @@ class _State:
     swept: bool = False
     summary_written: bool = False
     interrupted: bool = False
+    timeline: Timeline | None = None
+    sampler: Any = None  # the timeline's greenlet
+    stopped_at: float | None = None
+    stopped_users: int = 0
 
 
 _STATE: _State | None = None
@@ -130,6 +146,7 @@ def install(run: LoadRun, events: Any = locust_events) -> None:
         options = environment.parsed_options
         expected = run.settings.workers or int(getattr(options, "expect_workers", 0) or 0)
         run.workers = max(1, expected) if isinstance(environment.runner, WorkerRunner) else 1
+        _start_timeline(environment)
 
     @events.test_stopping.add_listener
     def _test_stopping(environment: Any, **_: Any) -> None:
@@ -144,6 +161,7 @@ def install(run: LoadRun, events: Any = locust_events) -> None:
         if isinstance(runner, WorkerRunner):
             state.stopped = True
             return
+        _stop_timeline(runner)
         if isinstance(runner, MasterRunner):
             _collect_final_reports(runner)
         _sweep_leftovers()
@@ -277,6 +295,13 @@ def _finish(environment: Any) -> None:
     arrival = None
     if run.profile.open:
         arrival = {"rate": run.profile.arrival_rate, **arrival_values}
+    _stop_timeline(runner)
+    timeline: list[dict[str, Any]] = []
+    if state.timeline is not None and state.stopped_at is not None:
+        try:
+            timeline = state.timeline.finish(runner.stats, state.stopped_users, state.stopped_at)
+        except Exception:  # the summary and the verdict matter more than the charts
+            log.warning("ksentinel: the timeline could not be built", exc_info=True)
     summary = build_summary(
         runner.stats,
         run_tag=run.run_tag,
@@ -289,6 +314,7 @@ def _finish(environment: Any) -> None:
         workers=workers,
         interrupted=state.interrupted,
         arrival=arrival,
+        timeline=timeline,
     )
     state.summary_written = True
     if run.settings.summary_path is not None:
@@ -306,6 +332,48 @@ def _finish(environment: Any) -> None:
     for line in render_table(rows, summary).splitlines():
         log.info("%s", line)
     environment.process_exit_code = exit_code(rows)
+
+
+# --- timeline ------------------------------------------------------------------------------------
+
+
+def _start_timeline(environment: Any) -> None:
+    assert _STATE is not None
+    state, runner = _STATE, environment.runner
+    if isinstance(runner, WorkerRunner) or runner is None or state.started is None:
+        return
+    if state.sampler is not None:
+        state.sampler.kill(block=False)
+    # a master's statistics arrive with the workers' reports: one interval holds about one of each
+    interval = math.ceil(WORKER_REPORT_INTERVAL) if isinstance(runner, MasterRunner) else 1
+    state.timeline = Timeline(state.started, interval=interval)
+    state.timeline.baseline(runner.stats)
+    state.stopped_at = None
+    state.sampler = gevent.spawn(_sample, environment, state.timeline)
+
+
+def _stop_timeline(runner: Any) -> None:
+    assert _STATE is not None
+    state = _STATE
+    if state.sampler is None:
+        return
+    state.sampler.kill(block=False)
+    state.sampler = None
+    state.stopped_at = time.time()
+    state.stopped_users = runner.user_count
+
+
+def _sample(environment: Any, timeline: Timeline) -> None:
+    while True:
+        gevent.sleep(max(0.0, timeline.next_due - time.time()))
+        runner = environment.runner
+        try:
+            timeline.sample(runner.stats, runner.user_count, time.time())
+        except Exception:  # never let the sampler take the run down
+            log.warning("ksentinel: the timeline sampler failed; the summary has no timeline", exc_info=True)
+            if _STATE is not None:
+                _STATE.timeline = None
+            return
 
 
 # --- exporter and progress -----------------------------------------------------------------------

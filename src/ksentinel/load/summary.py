@@ -12,11 +12,18 @@ The locustfile's master (or the single local process) writes it at quit to ``$KS
                                 "failures_by_code": {}, "rps": 4.0,
                                 "latency": {"p50": 0.004, "p95": 0.011, "p99": 0.02, "max": 0.03, "avg": 0.005}}},
      "flows": {"upload": {"runs": 20, "failures": 0, "failures_by_code": {}, "latency": {...}}},
-     "arrival": {"rate": 10.0, "scheduled": 200, "late": 3, "max_lag_seconds": 0.2, ...} or null}
+     "arrival": {"rate": 10.0, "scheduled": 200, "late": 3, "max_lag_seconds": 0.2, ...} or null,
+     "timeline": [{"t": 1.0, "users": 6,
+                   "steps": {"upload.chunk": {"requests": 4, "rps": 4.0, "failures": 0,
+                                              "p50": 0.004, "p95": 0.011}}}, ...]}
 
 ``steps`` holds the HTTP requests by step name (Locust request name); a failed invariant (a
 ``CHECK`` event) counts as one more failure of its step. ``error_ratio`` is failures / (requests +
 failed checks). ``flows`` holds whole flows (``FLOW`` events), timed from their intended start.
+``timeline`` holds the steps over time (:mod:`ksentinel.load.timeline`): one point per interval
+(1 s; 3 s on a master; coarser in long runs, at most 300 points), ``t`` the end of the interval in
+seconds since the start, a step only in the points where it made a request or failed; p50/p95 are
+null when no latency arrived in the interval. Empty when the run was not sampled.
 
 This module reads Locust's objects by duck typing and never imports Locust.
 """
@@ -77,6 +84,7 @@ def build_summary(
     workers: Mapping[str, Any],
     interrupted: bool = False,
     arrival: Mapping[str, Any] | None = None,
+    timeline: Iterable[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """The summary dict of Locust ``stats`` (a ``RequestStats``: ``entries`` and ``errors``)."""
     entries: Iterable[Any] = list(stats.entries.values())
@@ -143,6 +151,7 @@ def build_summary(
         "steps": dict(sorted(steps.items())),
         "flows": dict(sorted(flows.items())),
         "arrival": dict(arrival) if arrival is not None else None,
+        "timeline": [dict(point) for point in timeline],
     }
 
 
