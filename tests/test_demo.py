@@ -99,7 +99,7 @@ def test_demo_report_links_resolve_and_it_loads_nothing_from_outside(clean_demo:
         assert not re.match(r"[a-z]+:", href), f"external link {href}"
         assert (clean_demo.out / href).is_file(), f"broken link {href}"
     assert not re.search(r"<script|<link\b|\bsrc=|@import|url\(", html, re.I)
-    assert html.count('<svg class="chart"') + html.count("class=\"chart\"") >= 2
+    assert html.count('<svg class="chart"') + html.count('class="chart"') >= 2
 
 
 def test_report_renders_in_headless_chromium(clean_demo: DemoRun) -> None:
