@@ -61,6 +61,7 @@ class RichProgress:
 
     def done(self, stage: Stage) -> None:
         task = self._tasks[stage.name]
+        self._progress.start_task(task)  # a skipped stage never started: stop its spinner too
         mark = _MARK.get(stage.status, f"[bold red]{stage.status.upper()}[/]")
         note = f"{mark} {escape(stage.summary[:160])}"
         if stage.status == "skipped":
@@ -103,5 +104,5 @@ class PlainProgress:
 
 
 def stage_progress(names: list[str]) -> StageProgress:
-    console = Console(stderr=True)
+    console = Console(file=sys.stderr)  # fixed now: stages redirect sys.stderr into their logs
     return RichProgress(names, console) if console.is_terminal else PlainProgress(names)
