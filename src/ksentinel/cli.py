@@ -21,6 +21,7 @@ from ksentinel.errors import ConfigError, KsentinelError
 from ksentinel.kaltura.redact import install_log_redaction
 from ksentinel.load.command import load_command
 from ksentinel.probe.command import probe_group
+from ksentinel.selftest.command import selftest_command
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -322,6 +323,7 @@ main.add_command(dashboards_group)
 main.add_command(demo_command, "demo")
 main.add_command(load_command, "load")
 main.add_command(probe_group)
+main.add_command(selftest_command, "selftest")
 
 
 if __name__ == "__main__":  # pragma: no cover
