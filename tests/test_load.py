@@ -277,8 +277,10 @@ class FakeResponse:
     def info(self) -> dict[str, str]:
         return {"Content-Type": "application/json"}
 
-    def read(self) -> bytes:
-        return self.body
+    def read(self, length: int | None = None) -> bytes:  # consumes, like the real one
+        data = self.body[:length]
+        self.body = self.body[len(data) :]
+        return data
 
     def release(self) -> None:
         self.released = True
@@ -719,3 +721,131 @@ def test_open_model_counts_the_queueing_a_stalling_server_causes(tmp_path: Path)
     first_request_p99 = summary["steps"]["browse.list"]["latency"]["p99"]
     assert first_request_p99 > 1.5, "the first request of a late flow carries the wait"
     assert outcome.exit_code == 1 and "arrivals: " in outcome.table
+
+
+# --- the summary's timeline -----------------------------------------------------------------------------
+
+
+class FakeEntry:
+    """A Locust ``StatsEntry`` as the timeline reads it: totals, histogram, per-second counters."""
+
+    def __init__(self, name: str, method: str = "POST") -> None:
+        self.name, self.method = name, method
+        self.num_requests = self.num_failures = 0
+        self.response_times: dict[int, int] = {}
+        self.num_reqs_per_sec: dict[int, int] = {}
+        self.num_fail_per_sec: dict[int, int] = {}
+
+    def log(self, second: int, ms: int, count: int = 1, failed: int = 0) -> None:
+        if self.method != CHECK_TYPE:
+            self.num_requests += count
+            self.num_reqs_per_sec[second] = self.num_reqs_per_sec.get(second, 0) + count
+            self.response_times[ms] = self.response_times.get(ms, 0) + count
+        self.num_failures += failed
+        if failed:
+            self.num_fail_per_sec[second] = self.num_fail_per_sec.get(second, 0) + failed
+
+
+def fake_live_stats(*entries: FakeEntry) -> SimpleNamespace:
+    return SimpleNamespace(entries={(e.name, e.method): e for e in entries}, errors={})
+
+
+def test_timeline_intervals_have_exact_percentiles_counts_and_no_flow_rows() -> None:
+    from ksentinel.load.summary import percentile
+    from ksentinel.load.timeline import Timeline
+
+    chunk, listed, flow = (
+        FakeEntry("upload.chunk"),
+        FakeEntry("upload.listed", CHECK_TYPE),
+        FakeEntry("upload", FLOW_TYPE),
+    )
+    stats = fake_live_stats(chunk, listed, flow)
+    timeline = Timeline(1000.2, interval=1)
+    timeline.baseline(stats)
+    assert timeline.next_due == 1001.0
+    chunk.log(1000, 5, count=10)  # interval (0, 0.8]: fast
+    flow.log(1000, 300)
+    timeline.sample(stats, 3, 1000.6)
+    assert len(timeline) == 0, "nothing is due yet"
+    timeline.sample(stats, 3, 1001.0)
+    chunk.log(1001, 100, count=10, failed=2)  # interval (0.8, 1.8]: slow, 2 failed
+    listed.log(1001, 0, failed=1)
+    timeline.sample(stats, 4, 1002.01)
+    chunk.log(1002, 7, count=4)  # stopped at 1002.4: a sliver, part of the interval before
+    points = timeline.finish(stats, 0, 1002.4)
+    assert [p["t"] for p in points] == [0.8, 2.2]
+    assert [p["users"] for p in points] == [3, 0]
+    assert all(set(p["steps"]) <= {"upload.chunk", "upload.listed"} for p in points), "no FLOW rows"
+    first, second = points[0]["steps"]["upload.chunk"], points[1]["steps"]["upload.chunk"]
+    assert first == {"requests": 10, "rps": 12.5, "failures": 0, "p50": 0.005, "p95": 0.005}
+    # the second interval's percentiles come from its own requests, not the run's so far
+    assert second["requests"] == 14 and second["failures"] == 2 and second["p95"] == 0.1
+    assert second["p50"] == percentile({100: 10, 7: 4}, 0.5) / 1000.0
+    assert points[1]["steps"]["upload.listed"] == {
+        "requests": 0,
+        "rps": 0.0,
+        "failures": 1,
+        "p50": None,
+        "p95": None,
+    }
+
+
+def test_timeline_stays_bounded_and_merges_exactly() -> None:
+    from ksentinel.load.timeline import Timeline
+
+    step = FakeEntry("browse.list")
+    stats = fake_live_stats(step)
+    timeline = Timeline(5000.0, interval=1, max_points=20)
+    timeline.baseline(stats)
+    seconds = 500
+    for k in range(seconds):  # second k: 3 requests of k + 1 ms each
+        step.log(5000 + k, k + 1, count=3)
+        if 5000 + k + 1 >= timeline.next_due:
+            timeline.sample(stats, 7, 5000.0 + k + 1)
+        assert len(timeline) < 20
+    points = timeline.finish(stats, 0, 5000.0 + seconds)
+    assert 10 <= len(points) <= 20 and timeline.interval >= 32
+    times = [p["t"] for p in points]
+    assert times == sorted(times) and len(set(times)) == len(times) and times[-1] == seconds
+    assert sum(p["steps"]["browse.list"]["requests"] for p in points) == 3 * seconds
+    previous = 0.0
+    for point in points:  # latencies k+1 ms belong to second k: the merged percentiles stay in the interval
+        values = point["steps"]["browse.list"]
+        assert previous < values["p50"] * 1000 <= point["t"] + 1, (previous, point)
+        assert values["p50"] <= values["p95"]
+        assert values["rps"] == pytest.approx(3.0, rel=0.2)
+        previous = point["t"]
+
+
+@pytest.mark.slow
+def test_summary_timeline_of_a_real_run_adds_up_to_the_totals(tmp_path: Path) -> None:
+    from ksentinel.config import Target
+    from ksentinel.load.runner import run_load
+    from ksentinel.report.charts import load_charts
+
+    with start_reference(tmp_path / "ref") as ref:
+        target = Target.for_reference(ref.url, ref.p1.id, ref.p1.admin_secret)
+        outcome = run_load(
+            target, profile="smoke", run_time=5, users=4, suite=SUITE, output=lambda line: None
+        )
+        assert not any(leftovers(ref))
+    summary = outcome.summary
+    assert summary is not None and outcome.exit_code == 0, outcome.table
+    timeline = summary["timeline"]
+    assert len(timeline) >= 3, timeline
+    times = [p["t"] for p in timeline]
+    assert times == sorted(set(times)), "strictly increasing"
+    assert 0 < times[0] <= 1.5 and times[-1] <= summary["duration_seconds"] + 0.5
+    assert max(p["users"] for p in timeline) == 4
+    steps = {name for p in timeline for name in p["steps"]}
+    assert steps <= set(summary["steps"]) and not steps & set(summary["flows"])
+    requests = summary["totals"]["requests"]
+    assert sum(s["requests"] for p in timeline for s in p["steps"].values()) == requests
+    previous, from_rates = 0.0, 0.0
+    for point in timeline:
+        from_rates += sum(s["rps"] for s in point["steps"].values()) * (point["t"] - previous)
+        previous = point["t"]
+        for values in point["steps"].values():
+            assert values["p95"] is None or values["p50"] <= values["p95"] < 5
+    assert from_rates == pytest.approx(requests, rel=0.02)
+    assert len(load_charts(summary)) == 2

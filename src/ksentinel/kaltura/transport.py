@@ -278,9 +278,11 @@ class HttpxTransport:
             for chunk in response.iter_bytes():
                 size += len(chunk)
                 if size > self.max_body_bytes:
+                    chunks.clear()  # now: the exception's traceback keeps this frame alive
                     raise ResponseTooLarge(f"{what}: body over {self.max_body_bytes} bytes")
                 chunks.append(chunk)
                 if time.monotonic() > deadline:
+                    chunks.clear()
                     raise TransportTimeout(f"{what}: body not complete within {request.timeout:g}s")
             headers = Headers(response.headers.multi_items())
             return HttpResponse(response.status_code, headers, b"".join(chunks), time.monotonic() - start)

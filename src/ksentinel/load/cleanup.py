@@ -1,5 +1,7 @@
 """Removing a run's leftovers by tag, persistently: a target under load (or with a fault that fails
-one call in five) must not keep the clean-up from finishing."""
+one call in five) must not keep the clean-up from finishing. A pass that timed out, or was answered
+with a body over the size limit, is not repeated: against a target that hangs or streams without end
+each attempt would only cost as much again."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from ksentinel.errors import KsentinelError
 from ksentinel.flows import Credentials, Sessions
 from ksentinel.flows.sweep import SweepResult, sweep
 from ksentinel.kaltura.api import KalturaApi
+from ksentinel.kaltura.transport import ResponseTooLarge, TransportTimeout
 
 ATTEMPTS = 6
 PAUSE = 0.25
@@ -21,7 +24,8 @@ def sweep_run(
     """``sweep --tag run_tag``, repeated until a pass finds nothing it cannot remove.
 
     Returns everything removed; ``errors`` holds what the last pass could not remove. Raises the
-    last ``KsentinelError`` when no pass could even list the leftovers.
+    last ``KsentinelError`` when no pass could even list the leftovers; a ``TIMEOUT`` or
+    ``TOO_LARGE`` ends the attempts at once.
     """
     total = SweepResult()
     last_error: KsentinelError | None = None
@@ -33,6 +37,9 @@ def sweep_run(
                 time.sleep(PAUSE * attempt)
             try:
                 result = sweep(admin, run_tag=run_tag)
+            except (TransportTimeout, ResponseTooLarge) as exc:  # the next pass would cost as much
+                last_error = exc
+                break
             except KsentinelError as exc:  # a list call failed: try again
                 last_error = exc
                 continue

@@ -4,7 +4,10 @@ Every HTTP call is one Locust request event, named after the flow step it belong
 (:data:`~ksentinel.kaltura.transport.STEP_LABEL`, e.g. ``upload.chunk``), and judged like this:
 
 * no HTTP answer (refused, reset, timed out): a failure ``CONNECTION`` / ``TIMEOUT``, and the flow
-  sees the matching ``TransportError``;
+  sees the matching ``TransportError``; as in :class:`~ksentinel.kaltura.transport.HttpxTransport`
+  the request's timeout bounds the whole request (headers and body, with the ``deadline`` the user
+  passes in: ``gevent.Timeout``) and a body over ``max_body_bytes`` is refused while it is read
+  (``TOO_LARGE``), so a server that trickles or streams forever neither holds a user nor fills memory;
 * an HTTP error status: a failure ``HTTP_<status>``;
 * HTTP 200 with a ``KalturaAPIException`` (looked for only when the body contains that word): a
   failure carrying the API's code, *unless the flow expected it*. Flows provoke some errors on
@@ -28,9 +31,11 @@ session is duck-typed.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -38,10 +43,12 @@ from urllib.parse import urlsplit
 from ksentinel.errors import KalturaApiError
 from ksentinel.flows.core import StepResult
 from ksentinel.kaltura.transport import (
+    DEFAULT_MAX_BODY_BYTES,
     STEP_LABEL,
     Headers,
     HttpRequest,
     HttpResponse,
+    ResponseTooLarge,
     TransportConnectionError,
     TransportError,
     TransportProtocolError,
@@ -54,6 +61,9 @@ CHECK_TYPE = "CHECK"
 FLOW_TYPE = "FLOW"
 _MARKER = API_EXCEPTION.encode()
 MAX_CACHED_URLS = 256
+_BLOCK = 64 * 1024
+#: ``deadline(seconds)``: a context manager that interrupts what runs inside after ``seconds``
+Deadline = Callable[[float], AbstractContextManager[Any]]
 _ACTION = re.compile(r"/service/([A-Za-z0-9_]+)(?:/action/([A-Za-z0-9_]+))?")
 
 
@@ -69,8 +79,17 @@ class _Held:
 class LocustTransport:
     """One Locust request event per HTTP call; see the module docstring for the verdicts."""
 
-    def __init__(self, session: Any, request_event: Any) -> None:
+    def __init__(
+        self,
+        session: Any,
+        request_event: Any,
+        *,
+        deadline: Deadline | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    ) -> None:
         self.session = session
+        self._deadline: Deadline = deadline or _no_deadline
+        self.max_body_bytes = max_body_bytes
         self._pool = session.client.clientpool
         user = getattr(session, "user", None)  # FastHttpUser.default_headers go out with every call
         self._extra_headers: dict[str, str] = dict(getattr(user, "default_headers", None) or {})
@@ -99,14 +118,15 @@ class LocustTransport:
             headers_out = (
                 {**self._extra_headers, **request.headers} if self._extra_headers else request.headers
             )
-            response = client.request(request.method, uri, body=request.body or b"", headers=headers_out)
-            try:
-                status = int(response.status_code)
-                headers = _ResponseHeaders(response.info())
-                body = bytes(response.read())
-            finally:
-                response.release()
-        except Exception as exc:  # socket errors, timeouts, unparsable answers
+            with self._deadline(request.timeout):
+                response = client.request(request.method, uri, body=request.body or b"", headers=headers_out)
+                try:
+                    status = int(response.status_code)
+                    headers = _ResponseHeaders(response.info())
+                    body = self._read_body(response, headers, f"{request.method} {request.url}")
+                finally:
+                    response.release()  # closes the connection when the body was not read to its end
+        except Exception as exc:  # socket errors, timeouts, unparsable answers, TOO_LARGE
             error = exc
         except BaseException as exc:  # gevent.Timeout is a BaseException; GreenletExit must pass
             if "Timeout" not in type(exc).__name__:
@@ -128,6 +148,8 @@ class LocustTransport:
         if error is not None:
             failure = _failure_of(error)
             self._report(meta, LoadFailure(failure.code, type(error).__name__), label)
+            if isinstance(error, TransportError):
+                raise error
             raise failure(f"{request.method} {request.url}: {type(error).__name__}: {error}")
         result = HttpResponse(status, cast(Headers, headers), body, elapsed)
         if status >= 300:
@@ -142,6 +164,20 @@ class LocustTransport:
         else:
             self._fire(**meta)
         return result
+
+    def _read_body(self, response: Any, headers: Mapping[str, str], what: str) -> bytes:
+        """The body, refused (``TOO_LARGE``) once it is over ``max_body_bytes``, declared or read."""
+        limit = self.max_body_bytes
+        declared = str(headers.get("content-length", "")).strip()
+        if declared.isdigit() and int(declared) > limit:
+            raise ResponseTooLarge(f"{what}: Content-Length {declared} over {limit} bytes")
+        body = bytearray()
+        while chunk := response.read(_BLOCK):
+            body += chunk
+            if len(body) > limit:
+                body.clear()  # now: the exception's traceback keeps this frame alive
+                raise ResponseTooLarge(f"{what}: body over {limit} bytes")
+        return bytes(body)
 
     def _target(self, url: str) -> tuple[Any, str]:
         """The pooled HTTP client of ``url``'s host and the request URI (cached for API URLs)."""
@@ -243,7 +279,13 @@ class _ResponseHeaders(Mapping[str, str]):
 _NO_HEADERS = Headers()
 
 
+def _no_deadline(seconds: float) -> AbstractContextManager[None]:
+    return contextlib.nullcontext()
+
+
 def _failure_of(error: BaseException) -> type[TransportError]:
+    if isinstance(error, TransportError):
+        return type(error)
     if isinstance(error, TimeoutError) or "Timeout" in type(error).__name__:
         return TransportTimeout
     if "ParseError" in type(error).__name__ or "ProtocolViolation" in type(error).__name__:

@@ -188,7 +188,7 @@ class FlowUser(FastHttpUser):
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
         self.load_run = current_run()
-        self.transport = LocustTransport(self.client, environment.events.request)
+        self.transport = LocustTransport(self.client, environment.events.request, deadline=gevent.Timeout)
         self.ctx: FlowContext | None = None
         self.sessions: Sessions | None = None
         self._flows: dict[str, Flow] = {}
