@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from ksentinel import __version__
-from ksentinel.cli_target import TargetSelection, config_group, target_options
+from ksentinel.cli_target import TargetSelection, check_faults, config_group, fault_option, target_options
 from ksentinel.dashboards.command import dashboards_group
 from ksentinel.demo.command import demo_command
 from ksentinel.errors import ConfigError, KsentinelError
@@ -177,13 +177,7 @@ def _default_report(name: str) -> Path:
     type=click.Path(file_okay=False, path_type=Path),
     help="Contract suite folder [default: ./contracts].",
 )
-@click.option(
-    "--fault",
-    "faults",
-    multiple=True,
-    metavar="NAME",
-    help="Embedded platform only: switch on a fault (see ksentinel serve --list-faults).",
-)
+@fault_option
 @click.option("-v", "--verbose", is_flag=True, help="One line per check instead of dots.")
 def contract(
     selection: TargetSelection,
@@ -204,8 +198,7 @@ def contract(
     from ksentinel.embedded import open_target
 
     _, resolved = selection.resolve()
-    if faults and not resolved.embedded:
-        raise ConfigError("--fault only applies to the embedded reference platform (no target given)")
+    check_faults(faults, embedded=resolved.embedded)
     report = report or _default_report("contract")
     with open_target(resolved.target, faults=faults, ready_after=0.2) as target:
         click.echo(

@@ -29,6 +29,7 @@ from ksentinel.config import (
     load_config,
     resolve_target,
 )
+from ksentinel.errors import ConfigError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -175,3 +176,23 @@ def show(selection: TargetSelection) -> None:
     """Print each effective target value and where it came from (secrets masked)."""
     config, resolved = selection.resolve()
     click.echo(render_config_show(config, resolved))
+
+
+fault_option = click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="NAME",
+    help="Embedded platform only: switch on a fault (repeatable; see ksentinel serve --list-faults).",
+)
+
+
+def check_faults(faults: tuple[str, ...], *, embedded: bool) -> None:
+    """``--fault`` needs the embedded platform and names from its catalogue (one-line ``ConfigError``)."""
+    if not faults:
+        return
+    if not embedded:
+        raise ConfigError("--fault only applies to the embedded reference platform (no target given)")
+    from ksentinel.reference.faults import parse_faults
+
+    parse_faults(list(faults))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from ksentinel.cli_target import TargetSelection, target_options
+from ksentinel.cli_target import TargetSelection, check_faults, fault_option, target_options
 from ksentinel.config import Config, Target
 from ksentinel.demo.progress import StageProgress, stage_progress
 from ksentinel.demo.stages import STAGES, DemoRun, Tick
@@ -49,13 +49,7 @@ TARGET_STAGE = "target"
     type=click.Choice(list(STAGES)),
     help="Leave a stage out (repeatable).",
 )
-@click.option(
-    "--fault",
-    "faults",
-    multiple=True,
-    metavar="NAME",
-    help="Embedded platform only: switch on a fault to see a failing run (see ksentinel serve --list-faults).",
-)
+@fault_option
 def demo_command(
     selection: TargetSelection,
     out: Path | None,
@@ -78,12 +72,7 @@ def demo_command(
 
     load_seconds = parse_run_time(load_time, "--load-time")
     config, resolved = selection.resolve()
-    if faults:
-        if not resolved.embedded:
-            raise ConfigError("--fault only applies to the embedded reference platform (no target given)")
-        from ksentinel.reference.faults import parse_faults
-
-        parse_faults(list(faults))
+    check_faults(faults, embedded=resolved.embedded)
     out = (out or Path("reports") / time.strftime("%Y%m%d-%H%M%S")).absolute()
     report = RunReport(
         title="ksentinel demo", target="(starting)", started=time.strftime("%Y-%m-%d %H:%M:%S %Z")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import click
 
-from ksentinel.cli_target import TargetSelection, target_options
-from ksentinel.errors import ConfigError, KsentinelError
+from ksentinel.cli_target import TargetSelection, check_faults, fault_option, target_options
+from ksentinel.errors import KsentinelError
 from ksentinel.load.runner import EXIT_USAGE
 from ksentinel.load.settings import (
     ENV_METRICS_PORT,
@@ -100,13 +100,7 @@ def _default_report() -> Path:
     type=click.Path(file_okay=False, path_type=Path),
     help="Load suite folder with locustfile.py and profiles.toml [default: ./load].",
 )
-@click.option(
-    "--fault",
-    "faults",
-    multiple=True,
-    metavar="NAME",
-    help="Embedded platform only: switch on a fault (see ksentinel serve --list-faults).",
-)
+@fault_option
 def load_command(
     selection: TargetSelection,
     profile: str,
@@ -167,8 +161,7 @@ def _load(
 
     seconds = parse_run_time(run_time, "--run-time") if run_time else None
     config, resolved = selection.resolve()
-    if faults and not resolved.embedded:
-        raise ConfigError("--fault only applies to the embedded reference platform (no target given)")
+    check_faults(faults, embedded=resolved.embedded)
     plan_load(
         profile=profile, users=users, spawn_rate=spawn_rate, run_time=seconds, suite=suite, config=config
     )

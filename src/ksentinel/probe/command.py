@@ -16,7 +16,7 @@ import sys
 
 import click
 
-from ksentinel.cli_target import TargetSelection, target_options
+from ksentinel.cli_target import TargetSelection, check_faults, fault_option, target_options
 from ksentinel.config.values import Invalid
 from ksentinel.errors import ConfigError, KsentinelError
 from ksentinel.flows import all_flows
@@ -48,15 +48,6 @@ def probe_group() -> None:
     """Run the flows on a schedule and export Prometheus metrics (or one pass for cron/CI)."""
 
 
-_fault_option = click.option(
-    "--fault",
-    "faults",
-    multiple=True,
-    metavar="NAME",
-    help="Embedded platform only: switch on a fault (see ksentinel serve --list-faults).",
-)
-
-
 @probe_group.command("serve")
 @target_options
 @click.option(
@@ -67,7 +58,7 @@ _fault_option = click.option(
     help=f"Address for /metrics, /probe and /-/ready [default: [probes] listen, else {DEFAULT_LISTEN}]; "
     "port 0 picks a free one.",
 )
-@_fault_option
+@fault_option
 def serve(selection: TargetSelection, listen: str | None, faults: tuple[str, ...]) -> None:
     """Run each configured (target, flow) on its interval and serve /metrics and /probe.
 
@@ -86,7 +77,7 @@ def serve(selection: TargetSelection, listen: str | None, faults: tuple[str, ...
     except Invalid as exc:
         raise ConfigError(str(exc)) from None
     choice = choose_targets(probes, selection)
-    _check_faults(faults, choice.targets)
+    check_faults(faults, embedded=all(target is None for target in choice.targets))
     with open_probe_targets(choice, faults=faults) as targets:
         pairs = schedule(probes, choice, list(targets))
         exporter = Exporter(probes, targets, pairs)
@@ -132,7 +123,7 @@ def serve(selection: TargetSelection, listen: str | None, faults: tuple[str, ...
     metavar="S",
     help="Seconds each flow may take [default: its timeout in the schedule].",
 )
-@_fault_option
+@fault_option
 def run(
     selection: TargetSelection,
     once: bool,
@@ -156,7 +147,7 @@ def run(
             detail = f"did you mean '{hint[0]}'?" if hint else f"known flows: {', '.join(sorted(known))}"
             raise ConfigError(f"--flow: unknown flow '{name}'; {detail}")
     choice = choose_targets(probes, selection)
-    _check_faults(faults, choice.targets)
+    check_faults(faults, embedded=all(target is None for target in choice.targets))
     with open_probe_targets(choice, faults=faults) as targets:
         for probe_target in targets.values():
             check_target(probe_target.target)
@@ -198,13 +189,3 @@ def _tune_malloc() -> None:
             libc.mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
     except (OSError, AttributeError):  # not glibc
         log.debug("mallopt unavailable; malloc left as it is")
-
-
-def _check_faults(faults: tuple[str, ...], targets: tuple[object, ...]) -> None:
-    if not faults:
-        return
-    if any(target is not None for target in targets):
-        raise ConfigError("--fault only applies to the embedded reference platform (no target given)")
-    from ksentinel.reference.faults import parse_faults
-
-    parse_faults(list(faults))
