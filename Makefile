@@ -23,8 +23,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples contracts load dashboards probes
 	$(BIN)/ruff format --check src tests benchmarks examples contracts load dashboards probes
 
+# Two pytest-xdist workers, one test file each at a time (module fixtures such as the demo run and the
+# fault matrix run once); `make test PYTEST_WORKERS=0` runs serially.
+PYTEST_WORKERS ?= 2
+
 test: $(STAMP) lint
-	$(BIN)/pytest
+	$(BIN)/pytest $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile)
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache
