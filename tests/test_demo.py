@@ -169,6 +169,15 @@ def test_looks_like_ks_recognises_real_ks_values() -> None:
     assert not looks_like_ks("a" * 60)
 
 
+def test_no_ks_in_any_output_of_the_clean_demo(clean_demo: DemoRun) -> None:
+    scanned = 0
+    for name, text in everything_written(clean_demo):
+        scanned += 1
+        leaked = [token for token in _TOKEN.findall(text) if looks_like_ks(token)]
+        assert not leaked, f"a KS in {name}: {leaked[0][:12]}..."
+    assert scanned >= 8
+
+
 @pytest.mark.timeout(BOUND + 60)
 def test_no_secret_or_ks_in_any_output_of_a_failing_demo(tmp_path: Path) -> None:
     with start_reference(tmp_path / "ref", faults=("http-500", "ks-signature-ignored")) as ref:
