@@ -148,6 +148,29 @@ def test_the_contract_part_breaks_the_rule_named_for_the_fault(full_matrix: Matr
     assert matching, f"{fault}: expected a broken {kind}/{subject}/{rule}, got {evidence}"
 
 
+#: fault -> the alert that must fire when the probe's observations are replayed through the rules.
+ALERTS = {
+    "http-500": "KalturaFlowFailing",
+    "wrong-error-code": "KalturaFlowFailing",
+    "stale-cache": "KalturaCacheStaleReads",
+    "pager-duplicates": "KalturaFlowFailing",
+    "upload-corrupt": "KalturaFlowFailing",
+}
+
+
+def test_every_fault_an_alert_catches_names_its_alert() -> None:
+    assert set(ALERTS) == {n for n, f in CATALOGUE.items() if "alert" in f.detected_by}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(MATRIX_TIMEOUT + 60)
+@pytest.mark.parametrize("fault", sorted(ALERTS))
+def test_the_alert_named_for_the_fault_fires(full_matrix: MatrixRun, fault: str) -> None:
+    _require_promtool()
+    evidence = full_matrix.row(fault)["cells"]["alert"]["evidence"]
+    assert ALERTS[fault] in evidence, (fault, evidence, full_matrix.output)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(MATRIX_TIMEOUT + 60)
 def test_the_clean_platform_raises_nothing_anywhere(full_matrix: MatrixRun) -> None:

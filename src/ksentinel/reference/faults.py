@@ -29,16 +29,20 @@ CATALOGUE: dict[str, Fault] = {
         Fault(
             "wrong-error-code",
             "a missing entry gives INTERNAL_SERVERL_ERROR instead of ENTRY_ID_NOT_FOUND",
-            ("contract", "probe"),
+            ("contract", "probe", "alert"),
         ),
         Fault("http-500", "one call in five answers HTTP 500", ("contract", "load", "probe", "alert")),
-        Fault("stale-cache", "writes do not invalidate the response cache", ("contract", "probe")),
+        Fault("stale-cache", "writes do not invalidate the response cache", ("contract", "probe", "alert")),
         Fault("cache-leak", "the cache key ignores the partner", ("contract",)),
         Fault("ks-expiry-ignored", "expired KS are accepted", ("contract",)),
         Fault("ks-signature-ignored", "KS signatures are not checked", ("contract",)),
         Fault("slow-list", "baseEntry.list and media.list take 800 ms longer", ("load", "probe")),
-        Fault("pager-duplicates", "consecutive list pages overlap by one entry", ("contract", "probe")),
-        Fault("upload-corrupt", "stored content differs from what was uploaded", ("contract", "probe")),
+        Fault(
+            "pager-duplicates", "consecutive list pages overlap by one entry", ("contract", "probe", "alert")
+        ),
+        Fault(
+            "upload-corrupt", "stored content differs from what was uploaded", ("contract", "probe", "alert")
+        ),
     )
 }
 

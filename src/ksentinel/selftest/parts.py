@@ -329,7 +329,7 @@ def alert_part(observation: ProbeObservation, objectives: SloSpec, *, promtool: 
         for name, info in sorted(fired.items())
     )
     if counted:
-        return Verdict(True, f"fired {shown} ({span} replayed)")
+        return Verdict(True, f"fired {shown} ({span} replayed)", evidence=tuple(sorted(counted)))
     return Verdict(False, f"only non-paging alerts fired: {shown}")
 
 
