@@ -247,6 +247,9 @@ def _sweep_leftovers() -> None:
     run = _STATE.run
     if run.target is None or run.credentials is None or not run.run_tag:
         return
+    # Once per run, whatever the outcome: a failed sweep is not repeated at quit (against a target
+    # that stopped answering it would only cost another timeout); `ksentinel load` sweeps once more.
+    _STATE.swept = True
     try:
         result = sweep_run(run.target, run.credentials, run.run_tag)
     except KsentinelError as exc:
@@ -257,7 +260,6 @@ def _sweep_leftovers() -> None:
             run.run_tag,
         )
         return
-    _STATE.swept = True
     if result.entries or result.tokens:
         log.info(
             "ksentinel: clean-up removed %d entries and %d upload tokens left by run %s",
