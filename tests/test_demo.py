@@ -245,7 +245,24 @@ def test_unreachable_target_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert len(errors) == 1 and "Traceback" not in run.proc.stderr
 
 
-def test_fault_needs_the_embedded_platform_and_a_known_name(tmp_path: Path) -> None:
-    run = run_demo(tmp_path, "--fault", "no-such-fault")
-    assert run.proc.returncode == 2
-    assert "unknown fault 'no-such-fault'" in run.proc.stderr
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("--fault", "no-such-fault"), "unknown fault 'no-such-fault'"),
+        (("--load-time", "abc"), "--load-time: bad duration"),
+        (("--out", "/proc/no-such-dir/report"), "--out: cannot create"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: tuple[str, ...], says: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "ksentinel.cli", "demo", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(),
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("ksentinel: error:") == 1 and says in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -74,6 +74,10 @@ def demo_command(
     config, resolved = selection.resolve()
     check_faults(faults, embedded=resolved.embedded)
     out = (out or Path("reports") / time.strftime("%Y%m%d-%H%M%S")).absolute()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out: cannot create {out}: {exc.strerror or exc}") from None
     report = RunReport(
         title="ksentinel demo", target="(starting)", started=time.strftime("%Y-%m-%d %H:%M:%S %Z")
     )
