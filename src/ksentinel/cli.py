@@ -21,6 +21,7 @@ from ksentinel.errors import ConfigError, KsentinelError
 from ksentinel.kaltura.redact import install_log_redaction
 from ksentinel.load.command import load_command
 from ksentinel.probe.command import probe_group
+from ksentinel.report.render import prepare_folder
 from ksentinel.selftest.command import selftest_command
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -200,6 +201,9 @@ def contract(
     _, resolved = selection.resolve()
     check_faults(faults, embedded=resolved.embedded)
     report = report or _default_report("contract")
+    prepare_folder(report.parent, "--report")
+    if junit is not None:
+        prepare_folder(junit.parent, "--junit")
     with open_target(resolved.target, faults=faults, ready_after=0.2) as target:
         click.echo(
             f"ksentinel contract: profile {profile} against {target.name} {target.url} (partner {target.partner_id})",

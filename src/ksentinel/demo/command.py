@@ -23,7 +23,7 @@ from ksentinel.demo.progress import StageProgress, stage_progress
 from ksentinel.demo.stages import STAGES, DemoRun, Tick
 from ksentinel.errors import ConfigError, KsentinelError
 from ksentinel.report.model import RunReport, Stage
-from ksentinel.report.render import write_report
+from ksentinel.report.render import prepare_folder, write_report
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 TARGET_STAGE = "target"
@@ -74,10 +74,7 @@ def demo_command(
     config, resolved = selection.resolve()
     check_faults(faults, embedded=resolved.embedded)
     out = (out or Path("reports") / time.strftime("%Y%m%d-%H%M%S")).absolute()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"--out: cannot create {out}: {exc.strerror or exc}") from None
+    prepare_folder(out, "--out")
     report = RunReport(
         title="ksentinel demo", target="(starting)", started=time.strftime("%Y-%m-%d %H:%M:%S %Z")
     )

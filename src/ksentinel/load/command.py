@@ -158,6 +158,7 @@ def _load(
     from ksentinel.flows import new_run_id
     from ksentinel.load.profiles import parse_run_time
     from ksentinel.load.runner import plan_load, run_load
+    from ksentinel.report.render import prepare_folder
 
     seconds = parse_run_time(run_time, "--run-time") if run_time else None
     config, resolved = selection.resolve()
@@ -166,6 +167,7 @@ def _load(
         profile=profile, users=users, spawn_rate=spawn_rate, run_time=seconds, suite=suite, config=config
     )
     report = html or _default_report()
+    prepare_folder(report.parent, "--html")
     run_tag = new_run_id()
     with open_target(resolved.target, faults=faults, ready_after=0.2) as target:
         check_target(target)

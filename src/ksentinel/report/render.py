@@ -7,6 +7,7 @@ from pathlib import Path
 
 import jinja2
 
+from ksentinel.errors import ConfigError
 from ksentinel.kaltura.redact import redact
 from ksentinel.report.model import RunReport
 
@@ -35,10 +36,19 @@ def render_html(report: RunReport) -> str:
 
 def write_report(report: RunReport, html_path: Path, json_path: Path | None = None) -> Path:
     """Write the HTML (and JSON beside it unless told otherwise); returns the HTML path."""
-    html_path.parent.mkdir(parents=True, exist_ok=True)
+    prepare_folder(html_path.parent, "report")
     html_path.write_text(render_html(report), encoding="utf-8")
     json_path = json_path or html_path.with_suffix(".json")
     json_path.write_text(
         redact(json.dumps(report.to_dict(), indent=2, sort_keys=True, default=str)), encoding="utf-8"
     )
     return html_path
+
+
+def prepare_folder(folder: Path, option: str) -> Path:
+    """Create ``folder`` (an output folder named by ``option``) before any work; one-line ``ConfigError``."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{option}: cannot create {folder}: {exc.strerror or exc}") from None
+    return folder

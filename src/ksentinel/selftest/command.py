@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from ksentinel.report.model import RunReport
-from ksentinel.report.render import write_report
+from ksentinel.report.render import prepare_folder, write_report
 from ksentinel.selftest.matrix import PARTS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -54,6 +54,8 @@ def selftest_command(
 
     parse_faults(list(faults))  # unknown names: one line, exit 2, before anything starts
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    report = report or Path("reports") / time.strftime("%Y%m%d-%H%M%S") / "selftest.html"
+    prepare_folder(report.parent, "--report")
 
     def progress(line: str) -> None:
         click.echo(f"[{time.strftime('%H:%M:%S')}] {line}", err=True)
@@ -70,7 +72,7 @@ def selftest_command(
             duration=matrix.seconds,
             matrix=matrix.as_dict(),
         ),
-        report or Path("reports") / time.strftime("%Y%m%d-%H%M%S") / "selftest.html",
+        report,
     )
     click.echo(f"report: {html}")
     sys.exit(EXIT_OK if matrix.ok else EXIT_FAILED)
