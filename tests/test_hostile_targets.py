@@ -274,7 +274,9 @@ def test_probe_once_past_the_preflight(name: str, tmp_path: Path) -> None:
 
 #: One of each kind: no answer, an answer without end (memory), an endless header, a declared 2 GB body.
 LOAD_PAST_PREFLIGHT = ("hang-after-request", "endless-chunked", "trickle-headers", "huge-content-length")
-LOAD_RUN_TIME = 3
+#: Long enough that a request started in the first second times out (2 s) and is recorded before the
+#: run stops, even on a busy machine (3 s was not: a loaded CI run recorded no request at all).
+LOAD_RUN_TIME = 7
 #: Locust's start, the run, then three clean-up sweeps (each stops after its first TIMEOUT).
 LOAD_BOUND = LOAD_RUN_TIME + 30
 #: The smoke profile's 6 users may each hold a body up to the 64 MiB cap at once, plus Locust itself.
