@@ -10,16 +10,9 @@ from ksentinel.dashboards.kit import (
     stat,
     timeseries,
 )
+from ksentinel.dashboards.panels import QUANTILES, RATE, histogram_quantile, rate_sum
 
 SEL = 'step=~"$step"'
-RATE = "$__rate_interval"
-
-
-def quantile(q: float) -> str:
-    return (
-        f"histogram_quantile({q}, sum by (le, step) "
-        f"(rate(ksentinel_load_request_duration_seconds_bucket{{{SEL}}}[{RATE}])))"
-    )
 
 
 layout = Layout()
@@ -49,7 +42,7 @@ layout.add(
 layout.add(
     timeseries(
         "Requests per step",
-        [(f"sum by (step) (rate(ksentinel_load_requests_total{{{SEL}}}[{RATE}]))", "{{step}}")],
+        [(rate_sum("ksentinel_load_requests_total", "step", SEL), "{{step}}")],
         unit="reqps",
         stacked=True,
     ),
@@ -58,12 +51,7 @@ layout.add(
 layout.add(
     timeseries(
         "Failures per step and code",
-        [
-            (
-                f"sum by (step, code) (rate(ksentinel_load_failures_total{{{SEL}}}[{RATE}]))",
-                "{{step}} {{code}}",
-            )
-        ],
+        [(rate_sum("ksentinel_load_failures_total", "step, code", SEL), "{{step}} {{code}}")],
         unit="reqps",
         stacked=True,
     ),
@@ -71,8 +59,20 @@ layout.add(
 )
 
 layout.row("Latency per step")
-for q, name in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99")):
-    layout.add(timeseries(f"Request latency {name}", [(quantile(q), "{{step}}")], unit="s"), width=8)
+for q, name in QUANTILES:
+    layout.add(
+        timeseries(
+            f"Request latency {name}",
+            [
+                (
+                    histogram_quantile(q, "ksentinel_load_request_duration_seconds_bucket", "step", SEL),
+                    "{{step}}",
+                )
+            ],
+            unit="s",
+        ),
+        width=8,
+    )
 layout.add(
     timeseries(
         "Mean request latency",

@@ -2,88 +2,47 @@
 
 from __future__ import annotations
 
-from ksentinel.dashboards.kit import (
-    Layout,
-    datasource_variable,
-    label_variable,
-    make_dashboard,
-    stat,
-    timeseries,
+from ksentinel.dashboards.kit import Layout, datasource_variable, label_variable, make_dashboard, timeseries
+from ksentinel.dashboards.panels import (
+    QUANTILES,
+    RATE,
+    budget_left,
+    flow_duration,
+    histogram_quantile,
+    last_probe_run,
+    rate_sum,
+    runs_by_result,
+    time_since_last_success,
 )
 
 SEL = 'target=~"$target", flow=~"$flow"'
-RATE = "$__rate_interval"
-UP_DOWN = [
-    {
-        "type": "value",
-        "options": {"0": {"text": "FAILING", "color": "red"}, "1": {"text": "OK", "color": "green"}},
-    }
-]
-
-
-def step_quantile(q: float) -> str:
-    return (
-        f"histogram_quantile({q}, sum by (le, flow, step) "
-        f"(rate(ksentinel_probe_step_duration_seconds_bucket{{{SEL}}}[{RATE}])))"
-    )
-
+BY = "target, flow"
 
 layout = Layout()
 layout.row("Health")
 layout.add(
-    stat(
-        "Last probe run",
-        [(f"min by (target, flow) (ksentinel_probe_success{{{SEL}}})", "{{target}} {{flow}}")],
-        unit="none",
-        mappings=UP_DOWN,
-        thresholds=[(None, "red"), (1, "green")],
-        description="Result of the last probe run of each flow on each target (all probe instances).",
+    last_probe_run(
+        BY, SEL, description="Result of the last probe run of each flow on each target (all probe instances)."
     ),
     width=24,
     height=5,
 )
+layout.add(time_since_last_success(BY, SEL), width=8, height=6)
 layout.add(
-    stat(
-        "Time since last success",
-        [
-            (
-                f"time() - max by (target, flow) (ksentinel_probe_last_success_timestamp_seconds{{{SEL}}})",
-                "{{target}} {{flow}}",
-            )
-        ],
-        unit="s",
-        thresholds=[(None, "green"), (600, "orange"), (3600, "red")],
-    ),
-    width=8,
-    height=6,
-)
-layout.add(
-    stat(
-        "SLO error budget left",
-        [
-            (
-                f"min by (target, flow) (target_flow:ksentinel_probe_error_budget_remaining:ratio{{{SEL}}})",
-                "{{target}} {{flow}}",
-            )
-        ],
-        unit="percentunit",
-        thresholds=[(None, "red"), (0, "orange"), (0.25, "green")],
+    budget_left(
+        "error",
+        BY,
+        SEL,
         description="Share of the availability error budget of the [slo] window that is left.",
     ),
     width=8,
     height=6,
 )
 layout.add(
-    stat(
-        "SLO latency budget left",
-        [
-            (
-                f"min by (target, flow) (target_flow:ksentinel_probe_latency_budget_remaining:ratio{{{SEL}}})",
-                "{{target}} {{flow}}",
-            )
-        ],
-        unit="percentunit",
-        thresholds=[(None, "red"), (0, "orange"), (0.25, "green")],
+    budget_left(
+        "latency",
+        BY,
+        SEL,
         description="Share of the latency error budget (runs slower than latency_seconds) that is left.",
     ),
     width=8,
@@ -107,33 +66,24 @@ layout.add(
     ),
     width=12,
 )
-layout.add(
-    timeseries(
-        "Probe runs by result",
-        [
-            (
-                f"sum by (flow, result) (rate(ksentinel_probe_runs_total{{{SEL}}}[{RATE}]))",
-                "{{flow}} {{result}}",
-            )
-        ],
-        unit="ops",
-        stacked=True,
-    ),
-    width=12,
-)
-layout.add(
-    timeseries(
-        "Flow duration (last run)",
-        [(f"max by (target, flow) (ksentinel_probe_duration_seconds{{{SEL}}})", "{{target}} {{flow}}")],
-        unit="s",
-    ),
-    width=24,
-)
+layout.add(runs_by_result("flow, result", SEL), width=12)
+layout.add(flow_duration(BY, SEL), width=24)
 
 layout.row("Step latency")
-for quantile, name in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99")):
+for quantile, name in QUANTILES:
     layout.add(
-        timeseries(f"Step latency {name}", [(step_quantile(quantile), "{{step}}")], unit="s"),
+        timeseries(
+            f"Step latency {name}",
+            [
+                (
+                    histogram_quantile(
+                        quantile, "ksentinel_probe_step_duration_seconds_bucket", "flow, step", SEL
+                    ),
+                    "{{step}}",
+                )
+            ],
+            unit="s",
+        ),
         width=8,
     )
 
@@ -141,7 +91,7 @@ layout.row("Errors")
 layout.add(
     timeseries(
         "API errors by code",
-        [(f"sum by (code) (rate(ksentinel_api_errors_total{{{SEL}}}[{RATE}]))", "{{code}}")],
+        [(rate_sum("ksentinel_api_errors_total", "code", SEL), "{{code}}")],
         unit="ops",
         stacked=True,
     ),
@@ -150,7 +100,7 @@ layout.add(
 layout.add(
     timeseries(
         "API errors by step and code",
-        [(f"sum by (step, code) (rate(ksentinel_api_errors_total{{{SEL}}}[{RATE}]))", "{{step}} {{code}}")],
+        [(rate_sum("ksentinel_api_errors_total", "step, code", SEL), "{{step}} {{code}}")],
         unit="ops",
     ),
     width=12,
