@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from ksentinel import __version__
+from ksentinel.cli_errors import OneLineErrorGroup
 from ksentinel.cli_target import TargetSelection, check_faults, config_group, fault_option, target_options
 from ksentinel.dashboards.command import dashboards_group
 from ksentinel.demo.command import demo_command
@@ -27,15 +28,12 @@ from ksentinel.selftest.command import selftest_command
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-class Cli(click.Group):
-    """Turns known errors into one line and an exit code instead of a traceback."""
+class Cli(OneLineErrorGroup):
+    """Known errors as one line and exit 2 (the base class); anything else one line and exit 3."""
 
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
-        except KsentinelError as exc:
-            click.echo(f"ksentinel: error: {exc}", err=True)
-            sys.exit(EXIT_USAGE)
         except (
             click.ClickException,
             click.exceptions.Exit,

@@ -4,34 +4,19 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from ksentinel.errors import KsentinelError
+from ksentinel.cli_errors import OneLineErrorGroup
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_SUITE = Path("dashboards")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _one_line_errors(function: F) -> F:
-    """Known errors as one line on stderr and exit 2, also when the group runs on its own."""
-
-    @wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return function(*args, **kwargs)
-        except KsentinelError as exc:
-            click.echo(f"ksentinel: error: {exc}", err=True)
-            sys.exit(EXIT_USAGE)
-
-    return wrapper  # type: ignore[return-value]
-
-
-@click.group("dashboards")
+@click.group("dashboards", cls=OneLineErrorGroup)
 @click.option(
     "--config",
     "config_path",
@@ -72,7 +57,6 @@ def _build(ctx: click.Context) -> Any:
     help="Output folder [default: <suite>/build, i.e. dashboards/build].",
 )
 @click.pass_context
-@_one_line_errors
 def build_command(ctx: click.Context, out: Path | None) -> None:
     """Write dashboard JSON, the Prometheus rule file and Grafana provisioning files (deterministic)."""
     from ksentinel.dashboards.build import write_build
@@ -90,7 +74,6 @@ def build_command(ctx: click.Context, out: Path | None) -> None:
 
 @dashboards_group.command("lint")
 @click.pass_context
-@_one_line_errors
 def lint_command(ctx: click.Context) -> None:
     """Check that every expression parses and reads exported series, every panel has a unit and a title."""
     from ksentinel.dashboards.exported import exported_names
@@ -128,7 +111,6 @@ def lint_command(ctx: click.Context) -> None:
     help="Seconds per HTTP request.",
 )
 @click.pass_context
-@_one_line_errors
 def push_command(ctx: click.Context, grafana_url: str, timeout: float) -> None:
     """Upload dashboards and alert rules through Grafana's HTTP API (idempotent)."""
     from ksentinel.dashboards.push import grafana_token, push

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import click
 
+from ksentinel.cli_errors import one_line_errors
 from ksentinel.cli_target import TargetSelection, check_faults, fault_option, target_options
-from ksentinel.errors import KsentinelError
-from ksentinel.load.runner import EXIT_USAGE
 from ksentinel.load.settings import (
     ENV_METRICS_PORT,
     ENV_PROFILE,
@@ -101,6 +100,7 @@ def _default_report() -> Path:
     help="Load suite folder with locustfile.py and profiles.toml [default: ./load].",
 )
 @fault_option
+@one_line_errors
 def load_command(
     selection: TargetSelection,
     profile: str,
@@ -120,23 +120,19 @@ def load_command(
     table is printed and Locust's HTML report written. Exit 0 when every SLO is met, 1 when one is
     missed, 2 on a usage, configuration or target error, 130 when interrupted.
     """
-    try:
-        code = _load(
-            selection,
-            profile,
-            users,
-            spawn_rate,
-            run_time,
-            workers,
-            html,
-            csv_prefix,
-            metrics_port,
-            suite,
-            faults,
-        )
-    except KsentinelError as exc:
-        click.echo(f"ksentinel: error: {exc}", err=True)
-        code = EXIT_USAGE
+    code = _load(
+        selection,
+        profile,
+        users,
+        spawn_rate,
+        run_time,
+        workers,
+        html,
+        csv_prefix,
+        metrics_port,
+        suite,
+        faults,
+    )
     sys.exit(code)
 
 

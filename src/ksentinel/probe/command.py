@@ -16,9 +16,10 @@ import sys
 
 import click
 
+from ksentinel.cli_errors import OneLineErrorGroup
 from ksentinel.cli_target import TargetSelection, check_faults, fault_option, target_options
 from ksentinel.config.values import Invalid
-from ksentinel.errors import ConfigError, KsentinelError
+from ksentinel.errors import ConfigError
 from ksentinel.flows import all_flows
 from ksentinel.probe.config import DEFAULT_LISTEN, Pair, load_probe_config, parse_listen
 from ksentinel.probe.targets import choose_targets, open_probe_targets, schedule
@@ -32,18 +33,7 @@ SWITCH_INTERVAL = 0.001
 log = logging.getLogger(__name__)
 
 
-class ProbeGroup(click.Group):
-    """Known errors as one line and exit 2, as the main command does."""
-
-    def invoke(self, ctx: click.Context) -> object:
-        try:
-            return super().invoke(ctx)
-        except KsentinelError as exc:
-            click.echo(f"ksentinel: error: {exc}", err=True)
-            sys.exit(EXIT_USAGE)
-
-
-@click.group("probe", cls=ProbeGroup)
+@click.group("probe", cls=OneLineErrorGroup)
 def probe_group() -> None:
     """Run the flows on a schedule and export Prometheus metrics (or one pass for cron/CI)."""
 
