@@ -41,6 +41,8 @@ class FlowOptions:
     list_seed: int = 7
     list_page_size: int = 3
     require_cache_headers: bool = True
+    #: how long a fresh write may take to show up in list/count (the search index lag bound)
+    index_lag_timeout: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,8 @@ class FlowResult:
     skipped: str = ""
     duration: float = 0.0
     cleanup_errors: list[str] = field(default_factory=list)
+    #: seconds each fresh write took to show up in list/count (see ``FlowContext.observe_index_lag``)
+    index_lags: list[float] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -116,6 +120,7 @@ class Cleanup:
 
 
 StepListener = Callable[[StepResult], None]
+LagListener = Callable[[float], None]
 
 
 class FlowContext:
@@ -129,12 +134,15 @@ class FlowContext:
         run_id: str | None = None,
         options: FlowOptions | None = None,
         listeners: tuple[StepListener, ...] = (),
+        lag_listeners: tuple[LagListener, ...] = (),
     ) -> None:
         self.sessions = sessions
         self.api = api.with_ks(sessions.admin())
         self.run_id = run_id or new_run_id()
         self.options = options or FlowOptions()
         self.listeners = listeners
+        self.lag_listeners = lag_listeners
+        self.index_lags: list[float] = []
         self.cleanup = Cleanup()
         self.flow_name = ""
         self.steps: list[StepResult] = []
@@ -180,6 +188,15 @@ class FlowContext:
         """Skip the flow (not fail it) when the target lacks something it needs."""
         if not condition:
             raise FlowSkipped(reason)
+
+    def observe_index_lag(self, seconds: float) -> None:
+        """Record how long a fresh write took to show up in list/count (exported, reported)."""
+        self.index_lags.append(seconds)
+        for listener in self.lag_listeners:
+            try:
+                listener(seconds)
+            except Exception:  # a broken listener must not break the flow
+                log.exception("index lag listener failed")
 
     def _record(self, name: str, started: float, ok: bool, reason: str = "", code: str = "") -> None:
         result = StepResult(self.flow_name, name, time.perf_counter() - started, ok, reason, code)
@@ -228,6 +245,7 @@ def run_flow(flow_def: Flow, ctx: FlowContext) -> FlowResult:
     """Run one flow in ``ctx``, then its clean-up; never raises for API or target trouble."""
     ctx.flow_name = flow_def.name
     ctx.steps = []
+    ctx.index_lags = []
     result = FlowResult(flow_def.name)
     started = time.perf_counter()
     try:
@@ -245,6 +263,7 @@ def run_flow(flow_def: Flow, ctx: FlowContext) -> FlowResult:
         finally:
             STEP_LABEL.reset(label)
         result.steps = list(ctx.steps)
+        result.index_lags = list(ctx.index_lags)
         result.duration = time.perf_counter() - started
     return result
 

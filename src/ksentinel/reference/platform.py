@@ -11,6 +11,7 @@ from pathlib import Path
 from ksentinel.reference.cache import ResponseCache
 from ksentinel.reference.faults import parse_faults
 from ksentinel.reference.partners import Partner, load_partners
+from ksentinel.reference.realism import Realism
 from ksentinel.reference.store import Store
 
 DEFAULT_MAX_CHUNK_BYTES = 64 * 1024 * 1024
@@ -19,10 +20,12 @@ DEFAULT_MAX_CHUNK_BYTES = 64 * 1024 * 1024
 @dataclass
 class PlatformConfig:
     data_dir: Path
-    ready_after: float = 1.0
+    ready_after: float = 2.0  # seconds of "conversion": PRECONVERT before READY / ERROR_CONVERTING
     faults: tuple[str, ...] = ()
     max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES
     host_name: str = "ksentinel-reference"
+    realism: Realism = field(default_factory=Realism)
+    schema_file: Path | None = None  # serve this Kaltura schema XML (actions it adds: SERVICE_FORBIDDEN)
 
 
 @dataclass
