@@ -7,6 +7,10 @@ Starts ``ksentinel serve`` in a temporary data dir with freshly generated partne
     -> baseEntry.addFromUploadedFile -> baseEntry.list (statusEqual=READY) until the entry shows
     -> download of its downloadUrl, sha256 compared -> media.delete -> media.get fails ENTRY_ID_NOT_FOUND
 
+The platform is the realistic one (the default of ``ksentinel serve``): the upload is converted
+asynchronously, so the file is real media (ksentinel's 1-second sample, padded to 1 MB with an MP4
+``free`` box); lists lag behind writes; the download URL redirects to another host.
+
 One line per step with its duration, then a verdict. Exit status: 0 passed, 1 a step failed, 2 the
 platform could not start, 130 interrupted. The platform is stopped on every exit, Ctrl-C included.
 
@@ -18,9 +22,11 @@ from __future__ import annotations
 import argparse
 import functools
 import hashlib
+import importlib.resources
 import io
 import os
 import secrets
+import struct
 import sys
 import tempfile
 import threading
@@ -126,9 +132,16 @@ def official_client(url: str) -> KalturaClient:
     return KalturaClient(config)
 
 
+def playable_media(size: int) -> bytes:
+    """ksentinel's 1-second sample video, padded to ``size`` bytes with an MP4 ``free`` box."""
+    sample = importlib.resources.files("ksentinel.flows").joinpath("media/ksentinel-1s.mp4").read_bytes()
+    pad = os.urandom(max(0, size - len(sample) - 8))
+    return sample + struct.pack(">I", 8 + len(pad)) + b"free" + pad
+
+
 def flow(steps: Steps, url: str, admin_secret: str, workdir: Path, list_timeout: float) -> None:
     client = official_client(url)
-    payload = os.urandom(FILE_SIZE)
+    payload = playable_media(FILE_SIZE)
     source = workdir / FILE_NAME
     source.write_bytes(payload)
     digest = hashlib.sha256(payload).hexdigest()
@@ -198,11 +211,15 @@ def flow(steps: Steps, url: str, admin_secret: str, workdir: Path, list_timeout:
 
     def download() -> tuple[None, str]:
         check(bool(listed.downloadUrl), "the entry has no downloadUrl")
-        response = httpx.get(listed.downloadUrl, timeout=30)
+        with httpx.Client(follow_redirects=True, max_redirects=5, timeout=30) as http:
+            response = http.get(listed.downloadUrl)
         check(response.status_code == 200, f"HTTP {response.status_code} for the downloadUrl")
         got = hashlib.sha256(response.content).hexdigest()
         check(got == digest, f"sha256 {got[:16]}... differs from the uploaded {digest[:16]}...")
-        return None, f"{len(response.content)} bytes, sha256 {digest[:16]}... matches"
+        hops = (
+            f" after {len(response.history)} redirect(s) to {response.url.host}" if response.history else ""
+        )
+        return None, f"{len(response.content)} bytes{hops}, sha256 {digest[:16]}... matches"
 
     steps.run("download", download)
 
@@ -232,8 +249,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--ready-after",
         type=float,
-        default=1.0,
-        help="seconds the platform keeps an uploaded entry converting before READY (default: 1.0)",
+        default=2.0,
+        help="seconds the platform keeps an uploaded entry converting before READY (default: 2.0)",
     )
     parser.add_argument(
         "--list-timeout",

@@ -13,6 +13,7 @@ import pytest
 
 from ksentinel.kaltura.redact import forget_secrets
 from ksentinel.reference.platform import PlatformConfig
+from ksentinel.reference.realism import Realism
 from ksentinel.reference.server import RunningServer, run_in_thread
 
 
@@ -51,11 +52,22 @@ def partners_env(*partners: TestPartner) -> str:
 
 @contextlib.contextmanager
 def start_reference(
-    tmp: Path, *, faults: tuple[str, ...] = (), ready_after: float = 0.2, max_chunk_bytes: int | None = None
+    tmp: Path,
+    *,
+    faults: tuple[str, ...] = (),
+    ready_after: float = 0.2,
+    max_chunk_bytes: int | None = None,
+    realism: Realism | None = None,
 ) -> Iterator[Reference]:
-    """A reference platform in a thread with fresh partners."""
+    """A reference platform in a thread with fresh partners.
+
+    Plain (``Realism.off()``) unless ``realism`` is given: protocol tests want immediate answers; tests
+    that judge verdicts pass ``Realism()`` (or use the CLI, whose embedded platform is realistic).
+    """
     p1, p2 = make_partners()
-    config = PlatformConfig(data_dir=tmp, ready_after=ready_after, faults=faults)
+    config = PlatformConfig(
+        data_dir=tmp, ready_after=ready_after, faults=faults, realism=realism or Realism.off()
+    )
     if max_chunk_bytes is not None:
         config.max_chunk_bytes = max_chunk_bytes
     with run_in_thread(config, environ={"KSENTINEL_REF_PARTNERS": partners_env(p1, p2)}) as server:

@@ -32,6 +32,7 @@ from ksentinel.selftest.run import run_matrix
 from tests.helpers import system_binary
 
 MATRIX_TIMEOUT = 900
+SOAK_PASSES = 2
 
 
 def _promtool() -> str | None:
@@ -65,6 +66,7 @@ def full_matrix(tmp_path_factory: pytest.TempPathFactory) -> MatrixRun:
     tmp = tmp_path_factory.mktemp("selftest")
     report = tmp / "out" / "selftest.html"
     command = [sys.executable, "-m", "ksentinel.cli", "selftest", "--report", str(report)]
+    command += ["--soak", str(SOAK_PASSES)]  # the default 20 passes are measured on demand (docs/selftest.md)
     if parts != PARTS:
         command += [arg for part in parts for arg in ("--part", part)]
     keep = ("KSENTINEL_REQUIRE_SYSTEM_DEPS", "KSENTINEL_PROMTOOL")
@@ -88,6 +90,22 @@ def test_the_full_matrix_passes_and_its_score_counts_every_named_part(full_matri
     expected = sum(len([p for p in f.detected_by if p in full_matrix.parts]) for f in CATALOGUE.values())
     assert report["score"] == f"{expected}/{expected}"
     assert [r["fault"] for r in report["rows"]] == [CLEAN, *CATALOGUE]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(MATRIX_TIMEOUT + 60)
+def test_the_clean_soak_runs_every_flow_on_the_realistic_platform_without_a_failure(
+    full_matrix: MatrixRun,
+) -> None:
+    from ksentinel.flows import all_flows
+
+    soak = full_matrix.report["soak"]
+    flows = sorted(all_flows())
+    assert sorted(soak["flows"]) == flows
+    assert soak["passes"] == soak["passes_done"] == SOAK_PASSES
+    assert soak["runs"] == soak["expected_runs"] == SOAK_PASSES * len(flows)
+    assert soak["failures"] == [] and soak["state"] == "PASS", (soak, full_matrix.output)
+    assert "clean soak: PASS" in full_matrix.proc.stdout
 
 
 @pytest.mark.slow
@@ -431,3 +449,34 @@ def test_without_promtool_the_alert_part_is_skipped_unless_required(monkeypatch:
     monkeypatch.setenv("KSENTINEL_REQUIRE_SYSTEM_DEPS", "1")
     required = part_lib.alert_part(_observation(failing_every=1), objectives)
     assert required.caught is None and required.ran, "required and missing is an error of the matrix"
+
+
+@pytest.mark.slow
+def test_a_soak_on_a_failing_platform_fails_and_names_the_runs() -> None:
+    from ksentinel.selftest.soak import run_soak
+
+    with part_lib.isolated_config() as config:
+        soak = run_soak(config, passes=1, faults=("wrong-error-code",))
+    assert soak.state == "FAIL" and not soak.ok
+    assert soak.passes_done == 1 and soak.runs == len(soak.flows)
+    assert any("delete" in failure for failure in soak.failures), soak.failures
+    matrix = Matrix(parts=PARTS, soak=soak)
+    assert not matrix.ok
+    assert "clean soak: FAIL" in matrix.render_table()
+
+
+def test_a_soak_that_did_not_run_every_pass_is_not_tested_never_passed() -> None:
+    from ksentinel.selftest.soak import Soak
+
+    short = Soak(passes=20, flows=("session", "upload"), runs=6, passes_done=3)
+    assert short.state == "not tested" and not short.ok
+    assert "only 6 of 40 runs" in short.summary()
+    broken = Soak(passes=20, flows=("session",), problem="the platform could not be soaked: refused")
+    assert broken.state == "not tested" and "refused" in broken.summary()
+    assert not Matrix(parts=PARTS, soak=short).ok
+    done = Soak(passes=2, flows=("session", "upload"), runs=4, passes_done=2)
+    assert done.state == "PASS" and Matrix(parts=PARTS, soak=done).ok
+    html = render_html(
+        RunReport(title="t", target="x", started="now", matrix=Matrix(parts=PARTS, soak=short).as_dict())
+    )
+    assert "Clean soak" in html and "not tested" in html

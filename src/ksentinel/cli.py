@@ -85,10 +85,9 @@ def main(ctx: click.Context, debug: bool) -> None:
 )
 @click.option(
     "--ready-after",
-    default=1.0,
-    show_default=True,
+    default=None,
     type=click.FloatRange(0, 3600),
-    help="Seconds an entry with content stays PRECONVERT before READY.",
+    help="Seconds an entry with content stays PRECONVERT before READY (or ERROR_CONVERTING).  [default: 2]",
 )
 @click.option(
     "--fault",
@@ -104,17 +103,73 @@ def main(ctx: click.Context, debug: bool) -> None:
     type=click.IntRange(1, 4096),
     help="Largest upload chunk accepted.",
 )
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="ksentinel.toml whose [reference] section sets the realism [default: found walking up].",
+)
+@click.option(
+    "--realism",
+    type=click.Choice(["on", "off"]),
+    default=None,
+    help="Behave like a real Kaltura (search index lag, async conversion, redirected downloads, quirks) "
+    "or like an immediate, plain platform.  [default: on]",
+)
+@click.option("--index-lag", type=click.FloatRange(0, 600), help="Seconds before list/count see a write.")
+@click.option("--index-lag-jitter", type=click.FloatRange(0, 1), help="Share the index lag varies by.")
+@click.option(
+    "--sniff-media/--no-sniff-media",
+    default=None,
+    help="Content that is not playable media ends in ERROR_CONVERTING.",
+)
+@click.option(
+    "--download-redirect/--no-download-redirect",
+    default=None,
+    help="Download URLs answer 302 to another origin that serves the bytes.",
+)
+@click.option(
+    "--cache-extra-fields/--no-cache-extra-fields",
+    default=None,
+    help="Some cache hits are marked cached-with-extra-fields.",
+)
+@click.option(
+    "--echo-invalid-ks/--no-echo-invalid-ks",
+    default=None,
+    help="INVALID_KS carries the refused KS, as the real server does.",
+)
+@click.option(
+    "--final-chunk-wait",
+    type=click.FloatRange(0, 600),
+    help="Seconds a final parallel chunk waits for the earlier ones.",
+)
+@click.option(
+    "--schema",
+    "schema_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Serve this Kaltura schema XML at /api_v3/api_schema.php; its actions the platform lacks answer "
+    "SERVICE_FORBIDDEN.",
+)
 @click.option("--list-faults", is_flag=True, help="List the faults that --fault accepts and exit.")
 def serve(
     host: str,
     port: int,
     data_dir: Path,
-    ready_after: float,
+    ready_after: float | None,
     faults: tuple[str, ...],
     max_chunk_mb: int,
+    config_path: Path | None,
+    realism: str | None,
+    schema_file: Path | None,
     list_faults: bool,
+    **behaviours: float | bool | None,
 ) -> None:
-    """Run the embedded Kaltura-compatible reference platform in the foreground."""
+    """Run the embedded Kaltura-compatible reference platform in the foreground.
+
+    It behaves like a real Kaltura by default (docs/reference-platform.md, "Realism"): each behaviour
+    has a flag here and a key in the [reference] section of ksentinel.toml; flags win.
+    """
+    from ksentinel.config import load_config
     from ksentinel.reference.faults import CATALOGUE, parse_faults
 
     if list_faults:
@@ -123,10 +178,27 @@ def serve(
         return
     parse_faults(list(faults))
     from ksentinel.reference.platform import Platform, PlatformConfig
+    from ksentinel.reference.realism import reference_settings
     from ksentinel.reference.server import bind, serve_forever, url_of
 
+    file_config = load_config(config_path)
+    table = dict(file_config.reference)
+    if realism is not None:
+        table = {key: value for key, value in table.items() if key == "ready_after"}
+        table["realism"] = realism == "on"
+    if ready_after is not None:
+        table["ready_after"] = ready_after
+    table.update({key: value for key, value in behaviours.items() if value is not None})
+    settings = reference_settings(table, f"{file_config.label}: reference")
+    if schema_file is not None and not schema_file.is_file():
+        raise ConfigError(f"--schema {schema_file}: no such file")
     config = PlatformConfig(
-        data_dir=data_dir, ready_after=ready_after, faults=faults, max_chunk_bytes=max_chunk_mb * 1024 * 1024
+        data_dir=data_dir,
+        ready_after=settings.ready_after,
+        faults=faults,
+        max_chunk_bytes=max_chunk_mb * 1024 * 1024,
+        realism=settings.realism,
+        schema_file=schema_file,
     )
     sock = bind(host, port)
     try:
@@ -139,6 +211,7 @@ def serve(
         raise ConfigError(f"cannot use data dir {data_dir}: {exc.strerror or exc}") from exc
     url = url_of(sock)
     click.echo(f"ksentinel reference platform: {platform.partners_source}")
+    click.echo(f"  realism: {settings.describe()}")
     if faults:
         click.echo(f"  faults: {', '.join(faults)}")
     click.echo(f"ksentinel reference platform listening on {url} (Ctrl-C stops it)")
@@ -196,13 +269,13 @@ def contract(
     from ksentinel.contract.runner import check_target, run_contract
     from ksentinel.embedded import open_target
 
-    _, resolved = selection.resolve()
+    config, resolved = selection.resolve()
     check_faults(faults, embedded=resolved.embedded)
     report = report or _default_report("contract")
     prepare_folder(report.parent, "--report")
     if junit is not None:
         prepare_folder(junit.parent, "--junit")
-    with open_target(resolved.target, faults=faults, ready_after=0.2) as target:
+    with open_target(resolved.target, faults=faults, config=config) as target:
         click.echo(
             f"ksentinel contract: profile {profile} against {target.name} {target.url} (partner {target.partner_id})",
             err=True,
@@ -250,8 +323,8 @@ def sweep(selection: TargetSelection, run_tag: str | None, older_than: str, dry_
     from ksentinel.kaltura.api import KalturaApi
 
     age = parse_age(older_than)
-    _, resolved = selection.resolve()
-    with open_target(resolved.target) as target:
+    config, resolved = selection.resolve()
+    with open_target(resolved.target, config=config) as target:
         credentials = check_target(target)
         verb = "would remove" if dry_run else "removed"
         with KalturaApi(target.url, partner_id=target.partner_id, timeout=target.timeout) as api:
@@ -304,7 +377,7 @@ def schema(
     if source is not None:
         summary = write_openapi(source, output, scope, strict=not lenient)
     else:
-        with open_target(resolved.target) as target:
+        with open_target(resolved.target, config=config) as target:
             summary = write_openapi(target.url, output, scope, timeout=target.timeout, strict=not lenient)
     click.echo(
         f"schema: wrote {summary.output} (API {summary.api_version}: {summary.actions} actions of "

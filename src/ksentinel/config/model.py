@@ -28,7 +28,7 @@ ENV_PEER_PARTNER_ID = "KSENTINEL_PEER_PARTNER_ID"
 ENV_TIMEOUT = "KSENTINEL_TIMEOUT"
 ENV_KS_VERSION = "KSENTINEL_KS_VERSION"
 
-OPAQUE_SECTIONS = ("slo", "contract", "load", "probes", "dashboards")
+OPAQUE_SECTIONS = ("slo", "contract", "load", "probes", "dashboards", "reference")
 TOP_LEVEL_KEYS = ("targets", "default_target", *OPAQUE_SECTIONS)
 TARGET_KEYS = (
     "url",
@@ -118,6 +118,7 @@ class Config:
     load: Mapping[str, Any] = field(default_factory=dict)
     probes: Mapping[str, Any] = field(default_factory=dict)
     dashboards: Mapping[str, Any] = field(default_factory=dict)
+    reference: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def label(self) -> str:

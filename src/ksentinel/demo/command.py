@@ -118,7 +118,7 @@ def _run_stages(
 
     progress.start(TARGET_STAGE, "embedded reference platform" if target is None else "preflight")
     opened_at = time.monotonic()
-    with open_target(target, faults=faults, ready_after=0.2) as opened:
+    with open_target(target, faults=faults, config=config) as opened:
         report.target = f"{opened.name} {opened.url} partner {opened.partner_id}"
         try:
             check_target(opened)

@@ -165,7 +165,7 @@ def _load(
     report = html or _default_report()
     prepare_folder(report.parent, "--html")
     run_tag = new_run_id()
-    with open_target(resolved.target, faults=faults, ready_after=0.2) as target:
+    with open_target(resolved.target, faults=faults, config=config) as target:
         check_target(target)
         click.echo(
             f"ksentinel load: profile {profile} against {target.name} {target.url} (partner {target.partner_id})"

@@ -68,7 +68,7 @@ def serve(selection: TargetSelection, listen: str | None, faults: tuple[str, ...
         raise ConfigError(str(exc)) from None
     choice = choose_targets(probes, selection)
     check_faults(faults, embedded=all(target is None for target in choice.targets))
-    with open_probe_targets(choice, faults=faults) as targets:
+    with open_probe_targets(choice, faults=faults, config=probes.config) as targets:
         pairs = schedule(probes, choice, list(targets))
         exporter = Exporter(probes, targets, pairs)
 
@@ -138,7 +138,7 @@ def run(
             raise ConfigError(f"--flow: unknown flow '{name}'; {detail}")
     choice = choose_targets(probes, selection)
     check_faults(faults, embedded=all(target is None for target in choice.targets))
-    with open_probe_targets(choice, faults=faults) as targets:
+    with open_probe_targets(choice, faults=faults, config=probes.config) as targets:
         for probe_target in targets.values():
             check_target(probe_target.target)
         pairs = schedule(probes, choice, list(targets))

@@ -19,6 +19,7 @@ from ksentinel.config import (
     ENV_PEER_PARTNER_ID,
     ENV_TARGET,
     ENV_URL,
+    Config,
     Target,
     resolve_target,
 )
@@ -74,7 +75,7 @@ def schedule(probes: ProbeConfig, choice: TargetChoice, names: list[str]) -> lis
 
 @contextlib.contextmanager
 def open_probe_targets(
-    choice: TargetChoice, *, faults: tuple[str, ...] = ()
+    choice: TargetChoice, *, faults: tuple[str, ...] = (), config: Config | None = None
 ) -> Iterator[dict[str, ProbeTarget]]:
     """:class:`ProbeTarget` by name; the embedded platform (``None``) is started for the duration."""
     from ksentinel.embedded import open_target
@@ -83,7 +84,7 @@ def open_probe_targets(
         opened: dict[str, ProbeTarget] = {}
         for target in choice.targets:
             if target is None:
-                target = stack.enter_context(open_target(None, faults=faults, ready_after=0.2))
+                target = stack.enter_context(open_target(None, faults=faults, config=config))
             probe_target = ProbeTarget(target, credentials_of(target))
             stack.callback(probe_target.close)
             opened[target.name] = probe_target

@@ -11,8 +11,13 @@ docs/reference-platform.md grounds each one in kaltura/server's source.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
+
+from ksentinel.config.values import describe
+from ksentinel.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -56,3 +61,74 @@ class Realism:
 
 
 REALISM_KEYS: tuple[str, ...] = tuple(f.name for f in fields(Realism))
+
+# the bounds of each number: (lowest, highest) seconds or share
+_NUMBER_BOUNDS: dict[str, tuple[float, float]] = {
+    "ready_after": (0.0, 3600.0),
+    "index_lag": (0.0, 600.0),
+    "index_lag_jitter": (0.0, 1.0),
+    "final_chunk_wait": (0.0, 600.0),
+}
+SETTINGS_KEYS: tuple[str, ...] = ("realism", "ready_after", *REALISM_KEYS)
+DEFAULT_READY_AFTER = 2.0
+
+
+@dataclass(frozen=True)
+class ReferenceSettings:
+    """The ``[reference]`` section: the conversion delay and the realism of the embedded platform."""
+
+    ready_after: float = DEFAULT_READY_AFTER
+    realism: Realism = field(default_factory=Realism)
+
+    def describe(self) -> str:
+        """One line for banners: what is on, with its size."""
+        r = self.realism
+        parts = [
+            f"index lag {r.index_lag:g}s ±{r.index_lag_jitter:.0%}" if r.index_lag > 0 else "no index lag",
+            f"conversion {self.ready_after:g}s" + (", media sniffed" if r.sniff_media else ""),
+            "downloads redirected" if r.download_redirect else "downloads direct",
+            "cached-with-extra-fields hits" if r.cache_extra_fields else "cached-dispatcher hits only",
+            "INVALID_KS echoes the KS" if r.echo_invalid_ks else "INVALID_KS masks the KS",
+            f"final chunk waits {r.final_chunk_wait:g}s"
+            if r.final_chunk_wait > 0
+            else "final chunk never waits",
+        ]
+        return "; ".join(parts)
+
+
+def reference_settings(table: Mapping[str, Any] | None, where: str = "reference") -> ReferenceSettings:
+    """Validate a ``[reference]`` table; problems raise a one-line :class:`ConfigError`.
+
+    ``realism = false`` starts from :meth:`Realism.off`; the other keys override single behaviours.
+    """
+    table = dict(table or {})
+    for key in table:
+        if key not in SETTINGS_KEYS:
+            hint = difflib.get_close_matches(key, SETTINGS_KEYS, n=1, cutoff=0.6)
+            suggestion = f"; did you mean '{hint[0]}'?" if hint else f" (known: {', '.join(SETTINGS_KEYS)})"
+            raise ConfigError(f"{where}.{key}: unknown key{suggestion}")
+    realism = Realism()
+    if "realism" in table:
+        if not isinstance(table["realism"], bool):
+            raise ConfigError(f"{where}.realism: expected true or false, got {describe(table['realism'])}")
+        realism = Realism() if table["realism"] else Realism.off()
+    overrides: dict[str, Any] = {}
+    ready_after = DEFAULT_READY_AFTER
+    for key, value in table.items():
+        if key == "realism":
+            continue
+        if key in _NUMBER_BOUNDS:
+            low, high = _NUMBER_BOUNDS[key]
+            if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+                raise ConfigError(
+                    f"{where}.{key}: expected a number from {low:g} to {high:g}, got {describe(value)}"
+                )
+            if key == "ready_after":
+                ready_after = float(value)
+            else:
+                overrides[key] = float(value)
+        elif not isinstance(value, bool):
+            raise ConfigError(f"{where}.{key}: expected true or false, got {describe(value)}")
+        else:
+            overrides[key] = value
+    return ReferenceSettings(ready_after, replace(realism, **overrides))

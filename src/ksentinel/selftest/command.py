@@ -15,6 +15,7 @@ import click
 from ksentinel.report.model import RunReport
 from ksentinel.report.render import prepare_folder, write_report
 from ksentinel.selftest.matrix import PARTS
+from ksentinel.selftest.soak import DEFAULT_PASSES
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -39,15 +40,25 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the HTML report here, and its JSON twin beside it [default: reports/<time>/selftest.html].",
 )
+@click.option(
+    "--soak",
+    "soak_passes",
+    type=click.IntRange(0, 1000),
+    default=DEFAULT_PASSES,
+    show_default=True,
+    help="Probe passes of every flow on a fresh realistic clean platform after the matrix; every run "
+    "must succeed (0: no soak).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Show the parts' own output as they run.")
 def selftest_command(
-    faults: tuple[str, ...], parts: tuple[str, ...], report: Path | None, verbose: bool
+    faults: tuple[str, ...], parts: tuple[str, ...], report: Path | None, soak_passes: int, verbose: bool
 ) -> None:
     """Run the fault matrix: does each part catch the reference platform's faults it is named for?
 
     For the clean platform and each fault of the catalogue, a fresh embedded reference platform
     runs the parts that should catch it (contract, load, probe, alert). The clean platform must
-    raise nothing anywhere. Takes about three minutes for the whole catalogue (docs/selftest.md).
+    raise nothing anywhere, and a clean soak of --soak probe passes of every flow must not fail
+    once. Takes about ten minutes for the whole catalogue and soak (docs/selftest.md).
     """
     from ksentinel.reference.faults import parse_faults
     from ksentinel.selftest.run import run_matrix
@@ -61,7 +72,11 @@ def selftest_command(
         click.echo(f"[{time.strftime('%H:%M:%S')}] {line}", err=True)
 
     matrix = run_matrix(
-        faults=list(faults) or None, parts=list(parts) or None, progress=progress, verbose=verbose
+        faults=list(faults) or None,
+        parts=list(parts) or None,
+        progress=progress,
+        verbose=verbose,
+        soak_passes=soak_passes,
     )
     click.echo(matrix.render_table())
     html = write_report(

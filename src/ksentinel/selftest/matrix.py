@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ksentinel.selftest.soak import Soak
+
 PARTS = ("contract", "load", "probe", "alert")
 CLEAN = "clean"
 
@@ -89,6 +91,7 @@ class Matrix:
     parts: tuple[str, ...] = PARTS
     rows: list[Row] = field(default_factory=list)
     seconds: float = 0.0
+    soak: Soak | None = None  # the clean soak, when it was asked for
 
     def row(self, fault: str) -> Row:
         return next(r for r in self.rows if r.fault == fault)
@@ -102,8 +105,9 @@ class Matrix:
 
     @property
     def ok(self) -> bool:
-        """Every expected detection happened, the clean platform raised nothing, nothing broke."""
-        return all(row.ok for row in self.rows)
+        """Every expected detection happened, the clean platform raised nothing (the soak included),
+        nothing broke."""
+        return all(row.ok for row in self.rows) and (self.soak is None or self.soak.ok)
 
     @property
     def caught(self) -> int:
@@ -135,6 +139,7 @@ class Matrix:
             "parts": list(self.parts),
             "seconds": round(self.seconds, 1),
             "problems": self.problems,
+            "soak": self.soak.as_dict() if self.soak is not None else None,
             "rows": [
                 {
                     "fault": row.fault,
@@ -169,6 +174,11 @@ class Matrix:
             lines += ["", "evidence:", *evidence]
         if self.problems:
             lines += ["", "catalogue problems:", *(f"  {p}" for p in self.problems)]
+        if self.soak is not None:
+            lines += ["", self.soak.summary()]
+            lines += [f"  {failure}" for failure in self.soak.failures[:5]]
+            if len(self.soak.failures) > 5:
+                lines.append(f"  ... and {len(self.soak.failures) - 5} more")
         counts = self.counts()
         alarms, missed, errors = counts.get(ALARM, 0), counts.get(MISSED, 0), counts.get(ERROR, 0)
         verdict = "PASS" if self.ok else "FAIL"
@@ -177,5 +187,7 @@ class Matrix:
             tail += f", {counts[SKIPPED]} skipped"
         if self.problems:
             tail += f", {len(self.problems)} catalogue problems"
+        if self.soak is not None:
+            tail += f", clean soak {self.soak.state}"
         lines += ["", f"fault matrix: {verdict}: score {self.score} caught; {tail} in {self.seconds:.0f}s"]
         return "\n".join(lines)

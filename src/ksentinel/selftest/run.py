@@ -20,7 +20,6 @@ from ksentinel.selftest.matrix import CLEAN, PARTS, Cell, Matrix, Row
 from ksentinel.slo import SloSpec
 
 Progress = Callable[[str], None]
-READY_AFTER = 0.2
 
 
 def _quiet(line: str) -> None:
@@ -51,10 +50,12 @@ def run_matrix(
     *,
     include_clean: bool = True,
     verbose: bool = False,
+    soak_passes: int = 0,
 ) -> Matrix:
     """Run the matrix; ``faults``/``parts`` narrow it (default: all). Raises ``ConfigError`` on unknown names.
 
     ``progress`` receives one line per cell as it finishes (and, with ``verbose``, the parts' own output).
+    With ``include_clean`` and ``soak_passes`` > 0, a clean soak follows the rows (:mod:`.soak`).
     """
     say = progress or _quiet
     known = catalogue()
@@ -97,6 +98,10 @@ def run_matrix(
             if objectives is None:
                 objectives = part_lib.default_objectives()
             _run_row(row, to_run, _Context(config, objectives, say, verbose))
+        if include_clean and soak_passes > 0:
+            from ksentinel.selftest.soak import run_soak
+
+            matrix.soak = run_soak(config, soak_passes, say)
     matrix.seconds = time.monotonic() - started
     return matrix
 
@@ -121,7 +126,7 @@ def _run_row(row: Row, to_run: tuple[str, ...], context: _Context) -> None:
     faults = () if row.fault == CLEAN else (row.fault,)
     say(f"{row.fault}: starting the reference platform; parts: {', '.join(to_run)}")
     try:
-        with open_target(None, faults=faults, ready_after=READY_AFTER) as target:
+        with open_target(None, faults=faults, config=context.config) as target:
             # the one preflight of the row, before any part: its calls come first on a fresh platform
             check_target(target)
             observation: part_lib.ProbeObservation | None = None
