@@ -19,6 +19,8 @@ from tests.conftest import make_partners, partners_env
 from tests.helpers import admin_ks
 
 CHUNK = 256 * 1024
+# persistence, not realism: random bytes must convert, the download URL must serve at once
+PLAIN = ("--realism", "off")
 
 
 def wait_ready(api: KalturaApi, entry_id: str, bound: float = 20.0) -> dict:
@@ -68,7 +70,7 @@ def test_sigkill_mid_upload_then_resume_at(tmp_path: Path) -> None:
     env = {"KSENTINEL_REF_PARTNERS": partners_env(p1, p2)}
     payload = os.urandom(4 * CHUNK + 12345)
     data_dir = tmp_path / "data"
-    with ReferenceProcess(data_dir, env=env, ready_after=0.2) as server:
+    with ReferenceProcess(data_dir, env=env, ready_after=0.2, extra_args=PLAIN) as server:
         api = KalturaApi(server.url, ks=admin_ks(p1), timeout=10)
         token = api.call(
             "uploadToken", "add", uploadToken={"objectType": "KalturaUploadToken", "fileName": "clip.mp4"}
@@ -84,7 +86,7 @@ def test_sigkill_mid_upload_then_resume_at(tmp_path: Path) -> None:
         api.close()
 
     with (
-        ReferenceProcess(data_dir, env=env, ready_after=0.2) as server,
+        ReferenceProcess(data_dir, env=env, ready_after=0.2, extra_args=PLAIN) as server,
         KalturaApi(server.url, ks=admin_ks(p1), timeout=10) as api,
     ):
         after = api.call("uploadToken", "get", uploadTokenId=token["id"])

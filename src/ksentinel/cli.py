@@ -190,8 +190,12 @@ def serve(
         table["ready_after"] = ready_after
     table.update({key: value for key, value in behaviours.items() if value is not None})
     settings = reference_settings(table, f"{file_config.label}: reference")
-    if schema_file is not None and not schema_file.is_file():
-        raise ConfigError(f"--schema {schema_file}: no such file")
+    if schema_file is not None:
+        if not schema_file.is_file():
+            raise ConfigError(f"--schema {schema_file}: no such file")
+        from ksentinel.reference.schema_xml import load_served_schema
+
+        load_served_schema(schema_file)  # a bad file: one line before anything listens
     config = PlatformConfig(
         data_dir=data_dir,
         ready_after=settings.ready_after,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import socket
 import time
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
@@ -16,12 +18,13 @@ from starlette.routing import Route
 from ksentinel.reference import faults as fault_lib
 from ksentinel.reference import serialize
 from ksentinel.reference.apidef import SCHEMA
+from ksentinel.reference.cache import hit_marker
 from ksentinel.reference.codec import parse_int
-from ksentinel.reference.dispatcher import call_action, call_multirequest
+from ksentinel.reference.dispatcher import call_action, call_multirequest, needs_worker_thread
 from ksentinel.reference.errors import ApiException
 from ksentinel.reference.platform import Platform
 from ksentinel.reference.request import BodyTooLarge, ParsedRequest, parse
-from ksentinel.reference.schema_xml import render_schema_xml
+from ksentinel.reference.schema_xml import load_served_schema, render_schema_xml
 
 EXPOSE = "Server, Content-Length, Content-Range, Date, X-Kaltura, X-Kaltura-Session, X-Me"
 NO_STORE = {
@@ -65,7 +68,9 @@ def _format_of(params: dict[str, Any]) -> int:
 
 def create_app(platform: Platform) -> Starlette:
     """The ASGI app serving ``platform``."""
-    schema_xml = render_schema_xml(SCHEMA)
+    # serve --schema FILE: that file's bytes as is (read and parsed once, here; ConfigError if unusable)
+    served = load_served_schema(platform.config.schema_file) if platform.config.schema_file else None
+    schema_xml = served.data if served is not None else render_schema_xml(SCHEMA)
     body_limit = platform.config.max_chunk_bytes + BODY_SLACK
 
     async def api(request: Request) -> Response:
@@ -99,15 +104,55 @@ def create_app(platform: Platform) -> Starlette:
     async def api_schema(request: Request) -> Response:
         return Response(schema_xml, 200, media_type="text/xml", headers=_headers(platform))
 
-    async def download(request: Request) -> Response:
+    def content_of(request: Request) -> tuple[dict[str, Any], Any] | None:
+        """The entry named by a download URL and its content file (None: 404)."""
         platform.advance_clock()
         pid = parse_int(request.path_params["pid"])
         row = platform.store.get_entry(pid, request.path_params["entry_id"])
         if row is None or row["content_size"] is None:
-            return Response(b"", 404, headers=_headers(platform))
+            return None
         path = platform.store.content_path(row["id"])
-        if not path.exists():
+        return (row, path) if path.exists() else None
+
+    def other_origin(request: Request) -> str:
+        """The download "CDN": the same server under its other loopback name (127.0.0.1 <-> localhost)."""
+        url = request.url
+        name = (url.hostname or "").strip("[]")
+        if name == "localhost":
+            bound = str((request.scope.get("server") or ("127.0.0.1", 0))[0])
+            host = "[::1]" if bound == "::1" else "127.0.0.1"
+        else:  # 127.0.0.1, ::1 or another name of this loopback server
+            host = "localhost"
+        port = url.port or (request.scope.get("server") or (None, None))[1]
+        return f"{url.scheme}://{host}:{port}" if port else f"{url.scheme}://{host}"
+
+    async def download(request: Request) -> Response:
+        """playManifest ``format/download``: a 302 to serveFlavor on another origin (realism
+        ``download_redirect``, as playManifestAction answers ``DOWNLOAD`` with a redirect to the CDN
+        host's serveFlavor URL), or the bytes themselves. No KS is ever put in the URL."""
+        found = content_of(request)
+        if found is None:
             return Response(b"", 404, headers=_headers(platform))
+        row, path = found
+        if platform.config.realism.download_redirect:
+            pid, entry_id = row["partner_id"], row["id"]
+            suffix = (row["content_name"] or "").rpartition(".")[2].lower()
+            ext = suffix if suffix.isalnum() and 0 < len(suffix) <= 5 else "mp4"
+            location = (
+                f"{other_origin(request)}/p/{pid}/sp/{pid}00/serveFlavor/entryId/{entry_id}"
+                f"/v/1/flavorId/{entry_id}_0/name/a.{ext}"
+            )
+            return Response(b"", 302, headers=_headers(platform, {"Location": location}))
+        return FileResponse(
+            path, media_type="application/octet-stream", filename=row["content_name"] or row["id"]
+        )
+
+    async def serve_flavor(request: Request) -> Response:
+        """serveFlavor: the content bytes (GET, HEAD; ranges as FileResponse serves them)."""
+        found = content_of(request)
+        if found is None:
+            return Response(b"", 404, headers=_headers(platform))
+        row, path = found
         return FileResponse(
             path, media_type="application/octet-stream", filename=row["content_name"] or row["id"]
         )
@@ -116,6 +161,11 @@ def create_app(platform: Platform) -> Starlette:
         Route("/api_v3/api_schema.php", api_schema, methods=["GET", "HEAD"]),
         Route(
             "/p/{pid}/sp/{sp}/playManifest/entryId/{entry_id}/{rest:path}", download, methods=["GET", "HEAD"]
+        ),
+        Route(
+            "/p/{pid}/sp/{sp}/serveFlavor/entryId/{entry_id}/{rest:path}",
+            serve_flavor,
+            methods=["GET", "HEAD"],
         ),
         Route("/api_v3/{rest:path}", api, methods=["GET", "POST", "OPTIONS", "HEAD"]),
         Route("/api_v3", api, methods=["GET", "POST", "OPTIONS", "HEAD"]),
@@ -141,8 +191,15 @@ async def _dispatch(platform: Platform, request: Request, parsed: ParsedRequest,
         return _die(platform, code, "callback")
     base_url = f"{request.url.scheme}://{request.headers.get('host') or request.url.netloc}"
     ignore_null = params.get("ignoreNull") in ("1", True)
+    # a call that may wait for earlier upload chunks runs in a worker thread, off the event loop
+    in_thread = needs_worker_thread(platform, service, action, params)
     if service == "multirequest" or (isinstance(service, str) and service.lower() == "multirequest"):
-        results, _ = call_multirequest(platform, params, parsed.files, base_url=base_url, fmt=fmt)
+        if in_thread:
+            results, _ = await run_in_threadpool(
+                call_multirequest, platform, params, parsed.files, base_url=base_url, fmt=fmt
+            )
+        else:
+            results, _ = call_multirequest(platform, params, parsed.files, base_url=base_url, fmt=fmt)
         body, content_type = serialize.encode(
             results,
             fmt,
@@ -154,7 +211,8 @@ async def _dispatch(platform: Platform, request: Request, parsed: ParsedRequest,
         return Response(body, 200, media_type=content_type, headers=_headers(platform))
     params = {**params, "service": service, "action": action}
     nocache = "nocache" in params
-    outcome = call_action(
+    call = functools.partial(
+        call_action,
         platform,
         params,
         parsed.files,
@@ -163,6 +221,7 @@ async def _dispatch(platform: Platform, request: Request, parsed: ParsedRequest,
         use_cache=not nocache,
         lookup=platform.cache.get,
     )
+    outcome = await run_in_threadpool(call) if in_thread else call()
     if (str(service or "").lower(), str(action or "").lower()) in SLOW_ACTIONS and platform.has("slow-list"):
         await asyncio.sleep(fault_lib.SLOW_LIST_SECONDS)
     if outcome.cached is not None:
@@ -171,7 +230,14 @@ async def _dispatch(platform: Platform, request: Request, parsed: ParsedRequest,
             hit.body,
             200,
             media_type=hit.content_type,
-            headers=_headers(platform, {"X-Kaltura": f"cached-dispatcher,{outcome.cache_key},0"}),
+            headers=_headers(
+                platform,
+                {
+                    "X-Kaltura": hit_marker(
+                        outcome.cache_key or "", extra_fields=platform.config.realism.cache_extra_fields
+                    )
+                },
+            ),
         )
     if outcome.wrote_partner and not platform.has("stale-cache"):
         platform.cache.invalidate_partner(outcome.wrote_partner)

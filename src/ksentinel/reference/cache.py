@@ -5,6 +5,9 @@ plus what the KS says about the caller (partner, user, session type, privileges)
 format, so partners, users and privileges never share an entry. Writes invalidate every entry of
 the writing partner, and so does a status change of its entries (a "transcoding" entry becoming
 READY, applied by ``Platform.advance_clock`` before each request), so reads never go stale.
+
+A hit is marked ``X-Kaltura: cached-dispatcher,<key>,0``, or (realism ``cache_extra_fields``)
+``cached-with-extra-fields,<key>,0`` for the keys :func:`hit_marker` picks; see the function.
 """
 
 from __future__ import annotations
@@ -62,6 +65,26 @@ def cache_key(
     }
     text = json.dumps(material, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.md5(text.encode()).hexdigest()
+
+
+def has_extra_fields(key: str) -> bool:
+    """Whether hits on ``key`` are marked ``cached-with-extra-fields``: keys whose first hex digit is odd.
+
+    kaltura/server (``alpha/apps/kaltura/lib/cache/kApiCache.php``, ``checkCacheInternal``) marks a hit
+    ``cached-with-extra-fields`` when the cached answer depends on "extra fields" of the request (user
+    agent, referrer, country, IP...) that a previous miss recorded for that key (``addExtraFields`` /
+    ``storeExtraFields``). Which keys those are depends on the actions and partner configuration, not
+    on anything a client can see; the reference has no such fields, so it stands in with a fixed half
+    of the keys: the same call always gets the same marker, and a handful of different calls (even plain
+    repeated gets) meet both.
+    """
+    return int(key[:1] or "0", 16) % 2 == 1
+
+
+def hit_marker(key: str, *, extra_fields: bool) -> str:
+    """The ``X-Kaltura`` value of a cache hit on ``key`` (``extra_fields``: realism ``cache_extra_fields``)."""
+    kind = "cached-with-extra-fields" if extra_fields and has_extra_fields(key) else "cached-dispatcher"
+    return f"{kind},{key},0"
 
 
 class ResponseCache:

@@ -3,6 +3,10 @@
 service/action lookup -> KS signature (stage 1) -> arguments -> KS expiry and logout (stage 2)
 -> permissions -> response cache -> the action's handler. Multirequests run each sub-call through
 the same path and resolve ``{N:result:...}`` back-references between them.
+
+With a served schema file (``serve --schema FILE``), an action the file lists but the reference does
+not implement is refused with ``SERVICE_FORBIDDEN`` after the KS checks, as for a partner without that
+plugin; what the file does not list either stays ``SERVICE_DOES_NOT_EXISTS`` / ``ACTION_DOES_NOT_EXISTS``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from ksentinel.reference.codec import Decoder, parse_int
 from ksentinel.reference.errors import ApiException
 from ksentinel.reference.platform import Platform
 from ksentinel.reference.request import UploadedFile
+from ksentinel.reference.schema_xml import load_served_schema
 from ksentinel.reference.serialize import plain
 from ksentinel.reference.services import HANDLERS, Call, Caller, load_all
 from ksentinel.reference.store import ks_hash
@@ -70,6 +75,17 @@ def _invalid_ks(ksid: str) -> ApiException:
     return ApiException("INVALID_KS", ksid, ks_lib.KsFailure.INVALID_STR, "INVALID_STR")
 
 
+def refused_ksid(platform: Platform, ks: str) -> str:
+    """KSID of a stage-1 ``INVALID_KS``: the KS as sent (realism ``echo_invalid_ks``) or its mask.
+
+    The real server echoes it: ``kCurrentContext::initKsPartnerUser`` (alpha/apps/kaltura/lib/
+    kCurrentContext.class.php) throws ``kCoreException::INVALID_KS`` with the KS string as its data when
+    ``kSessionUtils::crackKs`` fails, and ``KalturaFrontController`` turns it into ``INVALID_KS`` with
+    that data as KSID.
+    """
+    return ks if platform.config.realism.echo_invalid_ks else mask_ks(ks)
+
+
 def authenticate(platform: Platform, ks: str | None) -> Caller:
     """Stage 1: decode the KS and check its signature against the partner's admin secrets."""
     if not ks:
@@ -77,27 +93,27 @@ def authenticate(platform: Platform, ks: str | None) -> Caller:
     try:
         envelope = _ks_decode(ks)
     except ks_lib.KsError as exc:
-        raise _invalid_ks(mask_ks(ks)) from exc
+        raise _invalid_ks(refused_ksid(platform, ks)) from exc
     partner = platform.partners.get(envelope.partner_id)
     if partner is None:
-        raise _invalid_ks(mask_ks(ks))
+        raise _invalid_ks(refused_ksid(platform, ks))
     try:
         info = _ks_verify(envelope, tuple(partner.admin_secrets))
     except ks_lib.KsError as exc:
         if not platform.has("ks-signature-ignored"):
-            raise _invalid_ks(mask_ks(ks)) from exc
-        info = _unverified(envelope, partner.admin_secret)
+            raise _invalid_ks(refused_ksid(platform, ks)) from exc
+        info = _unverified(platform, envelope)
     return Caller(partner_id=envelope.partner_id, ks=ks, info=info)
 
 
-def _unverified(envelope: ks_lib.KsEnvelope, secret: str) -> ks_lib.KsInfo:
+def _unverified(platform: Platform, envelope: ks_lib.KsEnvelope) -> ks_lib.KsInfo:
     """The ``ks-signature-ignored`` fault: read a v1 KS's fields without checking who signed it."""
     if envelope.version == 1:
         info = envelope.payload.partition(b"|")[2].decode("utf-8", "replace").split(";") + [""] * 9
         return ks_lib.KsInfo(
             1, envelope.partner_id, parse_int(info[2]), parse_int(info[3]), info[5], info[6], info[4]
         )
-    raise _invalid_ks(mask_ks(envelope.text))
+    raise _invalid_ks(refused_ksid(platform, envelope.text))
 
 
 def check_session(platform: Platform, caller: Caller) -> None:
@@ -108,6 +124,29 @@ def check_session(platform: Platform, caller: Caller) -> None:
         raise _invalid_ks("EXPIRED")
     if _ks_hash(caller.ks) in platform.ended:
         raise _invalid_ks("LOGOUT")
+
+
+def _refuse_unimplemented(
+    platform: Platform, params: Mapping[str, Any], service_name: str, action_name: str
+) -> str | None:
+    """For a call the reference cannot answer: ``SERVICE_FORBIDDEN`` if the served schema file lists it.
+
+    Raised after the KS checks (a forged or expired KS still gets ``INVALID_KS``), as the real server
+    refuses a service of a plugin the partner does not have (``KalturaBaseService::initService``).
+    Returns the file's id of the service when the file knows the service but not the action.
+    """
+    path = platform.config.schema_file
+    if path is None:
+        return None
+    served = load_served_schema(path)
+    declared = served.declares(service_name, action_name)
+    if declared is None:
+        known = served.service(service_name)
+        return known.id if known is not None else None
+    service_def, action_def = declared
+    caller = authenticate(platform, str(params.get("ks") or "") or None)
+    check_session(platform, caller)
+    raise ApiException("SERVICE_FORBIDDEN", f"{service_def.id}->{action_def.name}")
 
 
 def check_permission(caller: Caller, service_id: str, action_name: str) -> None:
@@ -139,12 +178,14 @@ def call_action(
         if not service_name:
             raise ApiException("SERVICE_NOT_SPECIFIED")
         service = SCHEMA.service(service_name)
-        if service is None:
-            raise ApiException("SERVICE_DOES_NOT_EXISTS", service_name)
-        found = SCHEMA.action(service.id, action_name)
-        registration = HANDLERS.get((service.id, action_name.lower()))
+        found = SCHEMA.action(service.id, action_name) if service is not None else None
+        registration = HANDLERS.get((service.id, action_name.lower())) if service is not None else None
         if found is None or registration is None:
-            raise ApiException("ACTION_DOES_NOT_EXISTS", action_name, service.id)
+            service_id = _refuse_unimplemented(platform, params, service_name, action_name)
+            service_id = service_id or (service.id if service is not None else None)
+            if service_id is None:
+                raise ApiException("SERVICE_DOES_NOT_EXISTS", service_name)
+            raise ApiException("ACTION_DOES_NOT_EXISTS", action_name, service_id)
         _, action_def = found
         caller = authenticate(platform, str(params.get("ks") or "") or None)
         arguments = _DECODER.arguments(action_def, params, files)
@@ -181,6 +222,27 @@ def call_action(
         outcome.value = plain(exc, SCHEMA)
         outcome.cache_key = None
     return outcome
+
+
+def needs_worker_thread(platform: Platform, service: Any, action: Any, params: Mapping[str, Any]) -> bool:
+    """Whether a call may hold a final upload chunk back (realism ``final_chunk_wait``).
+
+    Such a call sleeps while it waits for the chunks before it, so the app runs it in a worker thread,
+    never on the event loop that has to receive those chunks.
+    """
+    if platform.config.realism.final_chunk_wait <= 0:
+        return False
+
+    def is_upload(service: Any, action: Any) -> bool:
+        return str(service or "").lower() == "uploadtoken" and str(action or "").lower() == "upload"
+
+    if str(service or "").lower() == "multirequest":
+        return any(
+            is_upload(sub.get("service"), sub.get("action"))
+            for sub in params.values()
+            if isinstance(sub, Mapping)
+        )
+    return is_upload(service, action)
 
 
 # ---- multirequest ---------------------------------------------------------------------------------

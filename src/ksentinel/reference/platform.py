@@ -12,7 +12,7 @@ from ksentinel.reference.cache import ResponseCache
 from ksentinel.reference.faults import parse_faults
 from ksentinel.reference.partners import Partner, load_partners
 from ksentinel.reference.realism import Realism
-from ksentinel.reference.store import Store
+from ksentinel.reference.store import Store, index_delay
 
 DEFAULT_MAX_CHUNK_BYTES = 64 * 1024 * 1024
 
@@ -56,14 +56,25 @@ class Platform:
         return fault in self.faults
 
     def advance_clock(self) -> None:
-        """Apply due status changes ("transcoding" done) and drop the changed partners' cached answers.
+        """Apply due time-driven changes and drop the changed partners' cached answers.
 
-        Called before every request, so a cached read can never show an entry as transcoding after
-        it became READY; the common case is one float comparison.
+        Conversions that are done (PRECONVERT -> READY or ERROR_CONVERTING; the status change reaches
+        the search index after ``realism.index_lag`` like any write), then writes whose search-index lag
+        has passed (a bounded batch per call). Called before every request and before the cache lookup,
+        so a cached read never hides an applied change; the common case is one float comparison. Under
+        the ``stale-cache`` fault an index change does not invalidate either (it is a write's effect).
         """
         due = self.store.next_transition_at()
-        if due is not None and due <= time.time():
-            for partner_id in self.store.promote_ready():
+        if due is None or due > time.time():
+            return
+        realism = self.config.realism
+        for partner_id in self.store.promote_ready(
+            index_delay=lambda: index_delay(realism.index_lag, realism.index_lag_jitter)
+        ):
+            self.cache.invalidate_partner(partner_id)
+        indexed = self.store.apply_index()
+        if not self.has("stale-cache"):
+            for partner_id in indexed:
                 self.cache.invalidate_partner(partner_id)
 
     def next_request_number(self) -> int:

@@ -13,6 +13,10 @@ empty elements, attribute order, entity escaping) and in order:
 
 Rendering is deterministic: the default ``generatedDate`` is derived from a hash of the rest of the
 document, never from the clock.
+
+``serve --schema FILE`` (``PlatformConfig.schema_file``) replaces the generated document with a real
+one: :func:`load_served_schema` reads and parses it once, and the dispatcher answers the actions it
+lists but the reference does not implement with ``SERVICE_FORBIDDEN``.
 """
 
 from __future__ import annotations
@@ -21,8 +25,13 @@ import functools
 import hashlib
 import re
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
+from ksentinel.errors import ConfigError
+from ksentinel.schema.errors import SchemaError
 from ksentinel.schema.model import ActionDef, ClassDef, EnumDef, ErrorDef, PropDef, Schema, ServiceDef
+from ksentinel.schema.xml import parse_schema
 
 _Attrs = list[tuple[str, str]]
 
@@ -306,3 +315,44 @@ def _attrs(attrs: _Attrs) -> str:
 
 def _flag(value: bool) -> str:
     return "1" if value else "0"
+
+
+# ------------------------------------------------------------------------------------- a served file
+
+
+@dataclass(frozen=True, eq=False)
+class ServedSchema:
+    """A real schema document served as is (``serve --schema FILE``) and what it declares."""
+
+    path: Path
+    data: bytes
+    schema: Schema
+
+    def service(self, service_id: str) -> ServiceDef | None:
+        return self.schema.service(service_id)
+
+    def declares(self, service_id: str, action_name: str) -> tuple[ServiceDef, ActionDef] | None:
+        """The service and action the file lists for a call (ids lowercase, actions case-insensitive)."""
+        return self.schema.action(service_id, action_name)
+
+
+def load_served_schema(path: Path) -> ServedSchema:
+    """The schema file at ``path``, read and parsed once (later calls with the same path reuse it).
+
+    Raises :class:`~ksentinel.errors.ConfigError` with one line for a missing, unreadable or
+    unparsable file (a failure is not remembered).
+    """
+    return _load(Path(path))
+
+
+@functools.lru_cache(maxsize=8)
+def _load(path: Path) -> ServedSchema:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"schema file {path} cannot be read: {exc.strerror or exc}") from None
+    try:
+        schema = parse_schema(data)
+    except SchemaError as exc:
+        raise ConfigError(f"schema file {path} is not a usable Kaltura schema: {exc.message}") from None
+    return ServedSchema(path, data, schema)

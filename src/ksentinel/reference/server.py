@@ -98,8 +98,17 @@ def run_in_thread(
 ) -> Iterator[RunningServer]:
     """Start the platform in a background thread; stop it (and close its store) on exit."""
     platform = Platform.open(config, environ)
-    sock = bind(host, port)
-    uv_config = _uvicorn_config(platform)
+    try:
+        sock = bind(host, port)
+    except BaseException:
+        platform.close()
+        raise
+    try:
+        uv_config = _uvicorn_config(platform)  # builds the app: a bad --schema file raises here
+    except BaseException:
+        sock.close()
+        platform.close()
+        raise
     uv_config.loop = "asyncio"
     server = uvicorn.Server(uv_config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]

@@ -1,25 +1,42 @@
 """baseEntry and media: entries, their content and lists.
 
 An entry with content is PRECONVERT until ``--ready-after`` seconds have passed (standing in for
-transcoding), then READY; an entry without content stays NO_CONTENT. ``media.*`` only sees media
-clips; other entries are ``ENTRY_ID_NOT_FOUND`` there, as on the real server.
+conversion), then READY, or ERROR_CONVERTING when (realism ``sniff_media``) MediaInfo found no media
+stream in what was uploaded; an entry without content stays NO_CONTENT, and one whose upload token is
+not complete yet is IMPORT until the last chunk arrives. ``media.*`` only sees media clips; other
+entries are ``ENTRY_ID_NOT_FOUND`` there, as on the real server.
+
+list and count run on the search index (``Store.list_entries``), which sees each write after
+``realism.index_lag`` seconds (jittered); get is immediate. docs/reference-platform.md cites the
+kaltura/server sources.
 """
 
 from __future__ import annotations
 
 import time
-from pathlib import PurePosixPath
+from functools import lru_cache
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ksentinel.reference.errors import ApiException
 from ksentinel.reference.services import Call, action
-from ksentinel.reference.services.upload_token import CLOSED, FULL_UPLOAD, load_token, page_of
-from ksentinel.reference.store import ENTRY_NO_CONTENT, ENTRY_PRECONVERT, ENTRY_READY, Query
+from ksentinel.reference.services.upload_token import CLOSED, FULL_UPLOAD, load_token, page_of, token_lock
+from ksentinel.reference.store import (
+    ENTRY_ERROR_CONVERTING,
+    ENTRY_IMPORT,
+    ENTRY_NO_CONTENT,
+    ENTRY_PRECONVERT,
+    ENTRY_READY,
+    Query,
+    index_delay,
+)
 
-IMPORT = 0
+IMPORT = ENTRY_IMPORT
 AUTOMATIC, MEDIA_CLIP = -1, 1
 VIDEO, IMAGE, AUDIO = 1, 2, 5
-MAX_MATCHES = 10_000
+MAX_MATCHES = 10_000  # SphinxCriteria::MAX_MATCHES: an offset past it is refused
+# MediaInfo track types that are media content (KDLMediaDataSet::Validate: video, audio or image)
+MEDIA_TRACKS = frozenset({"Video", "Audio", "Image"})
 _EXTENSIONS = {
     **dict.fromkeys(
         ["mp4", "mov", "avi", "mkv", "flv", "webm", "wmv", "m4v", "mpg", "mpeg", "3gp", "ts", "mxf"], VIDEO
@@ -111,6 +128,37 @@ def entry_object(row: dict[str, Any], base_url: str) -> dict[str, Any]:
     return obj
 
 
+def lag(call: Call) -> float:
+    """Seconds before this write reaches the search index (0 with realism ``index_lag`` 0)."""
+    realism = call.platform.config.realism
+    return index_delay(realism.index_lag, realism.index_lag_jitter)
+
+
+@lru_cache(maxsize=1)
+def _media_info() -> Any:
+    from pymediainfo import MediaInfo
+
+    return MediaInfo
+
+
+def is_media(path: Path) -> bool:
+    """Whether MediaInfo finds a video, audio or image stream of a known format in the file.
+
+    kaltura/server runs mediainfo on every source in its ExtractMedia job (batch/batches/ExtractMedia/
+    KAsyncExtractMedia.class.php, infra/media/mediaInfoParser/KMediaInfoMediaParser.php); a source with no
+    media stream fails KDL validation ("Invalid File - No media content", infra/cdl/kdl/
+    KDLMediaDataSet.php) and kBusinessPreConvertDL::decideSourceFlavorConvert sets the entry to
+    ERROR_CONVERTING.
+    """
+    try:
+        info = _media_info().parse(str(path))
+    except Exception:  # an unreadable file is not media; a missing library must not pass silently
+        if not _media_info().can_parse():
+            raise
+        return False
+    return any(track.track_type in MEDIA_TRACKS and track.format for track in info.tracks)
+
+
 def not_found(call: Call, entry_id: str) -> ApiException:
     if call.platform.has("wrong-error-code"):
         return ApiException("INTERNAL_SERVERL_ERROR")
@@ -176,27 +224,33 @@ def create_entry(
         "updated_at": now,
         "extra": extra,
     }
-    return call.platform.store.insert_entry(row)
+    return call.platform.store.insert_entry(row, index_delay=lag(call))
 
 
 def ingest_token(call: Call, entry_id: str, token: dict[str, Any]) -> dict[str, Any]:
-    """Move a FULL token's file into the entry's content and start "transcoding"."""
+    """Move a FULL token's file into the entry's content and start "converting".
+
+    The upload is judged (MediaInfo) before it is stored, so the ``upload-corrupt`` fault, which
+    damages the stored copy, is left to the content hash compare to catch.
+    """
     platform = call.platform
     store = platform.store
-    size, digest = store.attach_content(
-        entry_id, store.token_path(token["id"]), corrupt=platform.has("upload-corrupt")
-    )
+    source = store.token_path(token["id"])
+    media = not platform.config.realism.sniff_media or is_media(source)
+    size, digest = store.attach_content(entry_id, source, corrupt=platform.has("upload-corrupt"))
+    outcome = ENTRY_READY if media else ENTRY_ERROR_CONVERTING
     ready_after = platform.config.ready_after
     now = time.time()
     changes: dict[str, Any] = {
         "content_size": size,
         "content_sha256": digest,
         "content_name": token["file_name"] or "",
-        "status": ENTRY_READY if ready_after <= 0 else ENTRY_PRECONVERT,
+        "status": outcome if ready_after <= 0 else ENTRY_PRECONVERT,
+        "convert_to": outcome,
         "ready_at": now + ready_after,
         "updated_at": int(now),
     }
-    row = store.update_entry(call.caller.partner_id, entry_id, changes)
+    row = store.update_entry(call.caller.partner_id, entry_id, changes, index_delay=lag(call))
     store.update_token(call.caller.partner_id, token["id"], {"status": CLOSED, "updated_at": int(now)})
     assert row is not None
     return row
@@ -218,30 +272,42 @@ def add_content(
         raise ApiException("ENTRY_ALREADY_WITH_CONTENT")
     if not resource or resource.get("objectType") != "KalturaUploadedFileTokenResource":
         raise ApiException("RESOURCE_TYPE_NOT_SUPPORTED", (resource or {}).get("objectType", ""))
-    token = _token_for_entry(call, str(resource.get("token") or ""))
-    store = call.platform.store
-    if row["type"] == AUTOMATIC:
-        if token["status"] != FULL_UPLOAD:
-            raise ApiException("ENTRY_TYPE_NOT_SUPPORTED", AUTOMATIC)
-        store.update_entry(
-            call.caller.partner_id,
-            entry_id,
-            {"type": MEDIA_CLIP, "media_type": type_from_filename(token["file_name"])},
-        )
-    if token["status"] == FULL_UPLOAD:
-        row = ingest_token(call, entry_id, token)
-    else:
-        store.update_token(
-            call.caller.partner_id,
-            token["id"],
-            {"attached_object_type": "entry", "attached_object_id": entry_id, "updated_at": int(time.time())},
-        )
-        row = (
+    token_id = str(resource.get("token") or "")
+    # the token's last chunk may be landing in a worker thread right now: read and attach it under the
+    # token's lock, so the chunk either sees the attachment (and ingests) or we see the FULL token
+    with token_lock(token_id):
+        token = _token_for_entry(call, token_id)
+        store = call.platform.store
+        if row["type"] == AUTOMATIC:
+            if token["status"] != FULL_UPLOAD:
+                raise ApiException("ENTRY_TYPE_NOT_SUPPORTED", AUTOMATIC)
             store.update_entry(
-                call.caller.partner_id, entry_id, {"status": IMPORT, "updated_at": int(time.time())}
+                call.caller.partner_id,
+                entry_id,
+                {"type": MEDIA_CLIP, "media_type": type_from_filename(token["file_name"])},
+                index_delay=lag(call),
             )
-            or row
-        )
+        if token["status"] == FULL_UPLOAD:
+            row = ingest_token(call, entry_id, token)
+        else:
+            store.update_token(
+                call.caller.partner_id,
+                token["id"],
+                {
+                    "attached_object_type": "entry",
+                    "attached_object_id": entry_id,
+                    "updated_at": int(time.time()),
+                },
+            )
+            row = (
+                store.update_entry(
+                    call.caller.partner_id,
+                    entry_id,
+                    {"status": IMPORT, "updated_at": int(time.time())},
+                    index_delay=lag(call),
+                )
+                or row
+            )
     return entry_object(row, call.base_url)
 
 
@@ -368,7 +434,9 @@ def update_entry(call: Call, entry_id: str, fields: dict[str, Any], *, media_onl
     changes: dict[str, Any] = {**columns, "updated_at": int(time.time())}
     if extra:
         changes["extra"] = {**row["extra"], **extra}
-    updated = call.platform.store.update_entry(call.caller.partner_id, entry_id, changes)
+    updated = call.platform.store.update_entry(
+        call.caller.partner_id, entry_id, changes, index_delay=lag(call)
+    )
     assert updated is not None
     return entry_object(updated, call.base_url)
 
@@ -376,7 +444,7 @@ def update_entry(call: Call, entry_id: str, fields: dict[str, Any], *, media_onl
 def delete_entry(call: Call, entry_id: str, *, media_only: bool) -> None:
     row = load_entry(call, entry_id, media_only=media_only)
     check_owner(call, row)
-    call.platform.store.delete_entry(call.caller.partner_id, entry_id)
+    call.platform.store.delete_entry(call.caller.partner_id, entry_id, index_delay=lag(call))
 
 
 # ---- baseEntry ------------------------------------------------------------------------------------

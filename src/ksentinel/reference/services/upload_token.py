@@ -3,11 +3,22 @@
 Statuses: PENDING 0 -> PARTIAL_UPLOAD 1 -> FULL_UPLOAD 2 -> CLOSED 3 (content taken by an entry);
 DELETED 5. A chunk that starts past the current end of the file is parked and merged once the
 bytes before it have arrived.
+
+A final chunk (resume, resumeAt > 0, finalChunk) that arrives before the chunks in front of it waits
+for them up to realism ``final_chunk_wait`` seconds, as kaltura/server's ``kUploadTokenMgr::handleResume``
+(alpha/apps/kaltura/lib/kUploadTokenMgr.php) polls for ``upload_final_chunk_max_append_time`` (45 s)
+until the file is ``resumeAt + chunk`` bytes long, then fails with
+``UPLOAD_TOKEN_CANNOT_MATCH_EXPECTED_SIZE``. The wait sleeps without holding any lock, so the app runs
+uploads in a worker thread when the wait is on. Chunks of one token take turns through a per-token
+lock (:func:`token_lock`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from ksentinel.reference.errors import ApiException
@@ -18,6 +29,33 @@ PENDING, PARTIAL_UPLOAD, FULL_UPLOAD, CLOSED, TIMED_OUT, DELETED = 0, 1, 2, 3, 4
 TOKEN_ORDERS = {"+createdAt": "created_at ASC, rowid ASC", "-createdAt": "created_at DESC, rowid DESC"}
 MAX_PAGE_SIZE = 500
 MAX_MATCHES = 10_000  # as sphinx: an offset past it is refused, not computed
+WAIT_POLL_SECONDS = 0.05  # how often a waiting final chunk looks for the chunks before it
+
+
+class _TokenLocks:
+    """One lock per upload token, created on demand and dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, tuple[threading.Lock, list[int]]] = {}
+
+    @contextlib.contextmanager
+    def hold(self, token_id: str) -> Iterator[None]:
+        with self._guard:
+            lock, users = self._locks.setdefault(token_id, (threading.Lock(), [0]))
+            users[0] += 1
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                users[0] -= 1
+                if users[0] == 0:
+                    self._locks.pop(token_id, None)
+
+
+token_lock = _TokenLocks().hold
+"""``with token_lock(token_id):`` keeps other calls from changing that token's file and row meanwhile."""
 
 
 def token_object(row: dict[str, Any]) -> dict[str, Any]:
@@ -88,6 +126,17 @@ def _merge_parked(call: Call, token_id: str, size: int) -> int:
     return size
 
 
+def _has_parked(call: Call, token_id: str) -> bool:
+    return any(call.platform.store.upload_dir.glob(f"{token_id}.bin.chunk.*"))
+
+
+def _loaded_for_upload(call: Call, token_id: str) -> dict[str, Any]:
+    row = load_token(call, token_id)
+    if row["status"] not in (PENDING, PARTIAL_UPLOAD):
+        raise ApiException("UPLOAD_TOKEN_INVALID_STATUS_FOR_UPLOAD", token_id)
+    return row
+
+
 @action("uploadToken", "upload", writes=True)
 def upload(
     call: Call,
@@ -97,44 +146,67 @@ def upload(
     finalChunk: bool = True,
     resumeAt: float = -1,
 ) -> dict[str, Any]:
+    received = time.monotonic()
     store = call.platform.store
-    row = load_token(call, uploadTokenId)
-    if row["status"] not in (PENDING, PARTIAL_UPLOAD):
-        raise ApiException("UPLOAD_TOKEN_INVALID_STATUS_FOR_UPLOAD", uploadTokenId)
     data = fileData.data
     offset = int(resumeAt)
-    if not resume:
-        size = store.write_chunk(uploadTokenId, data, 0, truncate=True)
-    else:
-        if row["uploaded_size"] is None and not store.token_path(uploadTokenId).exists():
-            raise ApiException("UPLOAD_TOKEN_CANNOT_RESUME")
-        current = store.token_file_size(uploadTokenId)
-        if offset > current:
-            if data or finalChunk:
-                parked = store.upload_dir / f"{uploadTokenId}.bin.chunk.{offset}"
-                parked.write_bytes(data)
-            size = current
+    with token_lock(uploadTokenId):
+        row = _loaded_for_upload(call, uploadTokenId)
+        if not resume:
+            size = store.write_chunk(uploadTokenId, data, 0, truncate=True)
         else:
-            size = store.write_chunk(uploadTokenId, data, None if offset < 0 else offset, truncate=False)
-        size = _merge_parked(call, uploadTokenId, size)
-    complete = bool(finalChunk)
-    if row["auto_finalize"] == 1 and row["file_size"] and size >= int(row["file_size"]):
-        complete = True
-    if complete and list(store.upload_dir.glob(f"{uploadTokenId}.bin.chunk.*")):
+            if row["uploaded_size"] is None and not store.token_path(uploadTokenId).exists():
+                raise ApiException("UPLOAD_TOKEN_CANNOT_RESUME")
+            current = store.token_file_size(uploadTokenId)
+            if offset > current:
+                if data or finalChunk:
+                    parked = store.upload_dir / f"{uploadTokenId}.bin.chunk.{offset}"
+                    parked.write_bytes(data)
+                size = current
+            else:
+                size = store.write_chunk(uploadTokenId, data, None if offset < 0 else offset, truncate=False)
+            size = _merge_parked(call, uploadTokenId, size)
+        complete = bool(finalChunk)
+        if row["auto_finalize"] == 1 and row["file_size"] and size >= int(row["file_size"]):
+            complete = True
+        wait = call.platform.config.realism.final_chunk_wait
+        if not (complete and finalChunk and resume and offset > 0 and wait > 0) or not _has_parked(
+            call, uploadTokenId
+        ):
+            return _finish(call, row, fileData, size, complete)
+    # the final chunk came before chunks in front of it: give them until the bound to arrive
+    deadline = received + wait
+    while time.monotonic() < deadline:
+        time.sleep(max(0.0, min(WAIT_POLL_SECONDS, deadline - time.monotonic())))
+        with token_lock(uploadTokenId):
+            _merge_parked(call, uploadTokenId, store.token_file_size(uploadTokenId))
+            if not _has_parked(call, uploadTokenId):
+                break
+    with token_lock(uploadTokenId):
+        row = _loaded_for_upload(call, uploadTokenId)
+        size = _merge_parked(call, uploadTokenId, store.token_file_size(uploadTokenId))
+        return _finish(call, row, fileData, size, True)
+
+
+def _finish(call: Call, row: dict[str, Any], sent: UploadedFile, size: int, complete: bool) -> dict[str, Any]:
+    """Record the upload's outcome (FULL_UPLOAD or PARTIAL_UPLOAD) and ingest into an attached entry."""
+    store = call.platform.store
+    token_id = row["id"]
+    if complete and _has_parked(call, token_id):
         raise ApiException("UPLOAD_TOKEN_CANNOT_MATCH_EXPECTED_SIZE")
     changes: dict[str, Any] = {
         "uploaded_size": size,
         "status": FULL_UPLOAD if complete else PARTIAL_UPLOAD,
         "updated_at": int(time.time()),
     }
-    if not row["file_name"] and fileData.filename:
-        changes["file_name"] = fileData.filename
-    row = store.update_token(call.caller.partner_id, uploadTokenId, changes) or row
+    if not row["file_name"] and sent.filename:
+        changes["file_name"] = sent.filename
+    row = store.update_token(call.caller.partner_id, token_id, changes) or row
     if complete and row["attached_object_type"] == "entry" and row["attached_object_id"]:
         from ksentinel.reference.services.entries import ingest_token
 
         ingest_token(call, row["attached_object_id"], row)
-        row = store.get_token(call.caller.partner_id, uploadTokenId) or row
+        row = store.get_token(call.caller.partner_id, token_id) or row
     return token_object(row)
 
 
