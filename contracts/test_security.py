@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import quote
 
 import pytest
 
@@ -12,6 +14,7 @@ from ksentinel.errors import KalturaApiError
 from ksentinel.flows import Sessions
 from ksentinel.kaltura import ks as ks_lib
 from ksentinel.kaltura.api import ApiResponse, KalturaApi
+from ksentinel.kaltura.redact import mask_ks
 
 COUNT_FILTER = {"objectType": "KalturaBaseEntryFilter", "idEqual": "0_ksentinel"}
 
@@ -164,39 +167,118 @@ def test_other_partner_can_neither_read_nor_change_our_entries(
     assert kaltura_api.call("baseEntry", "get", entryId=entry_id)["name"] == "ksentinel security"
 
 
-@security("secrets.never_returned")
-def test_secrets_and_ks_never_appear_in_responses(
+@dataclass(frozen=True)
+class LeakProbe:
+    """One request of the leak checks: what it was, the KS it carried (None: none), the answer."""
+
+    what: str
+    sent_ks: str | None
+    response: ApiResponse
+
+    @property
+    def code(self) -> str:
+        return self.response.error.code if self.response.error else f"HTTP {self.response.status} ok"
+
+
+@pytest.fixture(scope="module")
+def leak_probes(
     kaltura_api: KalturaApi, ksentinel_sessions: Sessions, ksentinel_credentials
-) -> None:
+) -> list[LeakProbe]:
+    """Requests whose answers must not carry secrets or KS values: refused sessions, errors, bad secrets."""
     c = ksentinel_credentials
-    probes: list[tuple[str, ApiResponse]] = []
-    for token in (
-        _tampered_v1(ksentinel_sessions),
-        _flipped_v2(ksentinel_sessions),
-        _forged(ksentinel_sessions),
-        ksentinel_sessions.expired_admin(),
+    probes: list[LeakProbe] = []
+    for what, token in (
+        ("baseEntry.list with a tampered v1 KS", _tampered_v1(ksentinel_sessions)),
+        ("baseEntry.list with a v2 KS with flipped bytes", _flipped_v2(ksentinel_sessions)),
+        ("baseEntry.list with a KS signed with another secret", _forged(ksentinel_sessions)),
+        ("baseEntry.list with an expired KS", ksentinel_sessions.expired_admin()),
     ):
-        probes.append((token, kaltura_api.with_ks(token).call_raw("baseEntry", "list")))
+        probes.append(LeakProbe(what, token, kaltura_api.with_ks(token).call_raw("baseEntry", "list")))
     admin = ksentinel_sessions.admin()
-    probes.append((admin, kaltura_api.with_ks(admin).call_raw("baseEntry", "get", entryId="0_ksnothere")))
-    probes.append((admin, kaltura_api.with_ks(admin).call_raw("session", "get", session="not-a-ks")))
+    as_admin = kaltura_api.with_ks(admin)
     probes.append(
-        (
+        LeakProbe(
+            "baseEntry.get of a missing entry",
             admin,
-            kaltura_api.with_ks(None).call_raw(
-                "session", "start", secret=c.admin_secret + "x", partnerId=c.partner_id, type=2
-            ),
+            as_admin.call_raw("baseEntry", "get", entryId="0_ksnothere"),
         )
     )
+    probes.append(
+        LeakProbe("session.get of 'not-a-ks'", admin, as_admin.call_raw("session", "get", session="not-a-ks"))
+    )
+    wrong = kaltura_api.with_ks(None).call_raw(
+        "session", "start", secret=c.admin_secret + "x", partnerId=c.partner_id, type=2
+    )
+    probes.append(LeakProbe("session.start with a wrong secret", None, wrong))
+    return probes
+
+
+def _found_in(value: str, response: ApiResponse) -> list[str]:
+    """Where ``value`` (as is, JSON-escaped or URL-encoded) is in the answer: ``body``, ``header NAME``."""
+    forms = {value, value.replace("/", "\\/"), quote(value, safe="")}
+    body = response.body.decode("utf-8", "replace")
+    places = ["body"] if any(form in body for form in forms) else []
+    places += [
+        f"header {name}" for name, header in response.headers.items() if any(f in header for f in forms)
+    ]
+    return places
+
+
+@security("secrets.never_returned")
+def test_partner_secrets_never_appear_in_responses(
+    leak_probes: list[LeakProbe], ksentinel_credentials
+) -> None:
+    c = ksentinel_credentials
     secrets = [s for s in (c.admin_secret, c.user_secret, c.peer_admin_secret) if s]
-    for sent_ks, response in probes:
-        text = (
-            response.body.decode("utf-8", "replace")
-            + " "
-            + " ".join(f"{k}: {v}" for k, v in response.headers.items())
-        )
-        for secret in secrets:
-            assert secret not in text, "a partner secret came back in a response"
-        assert sent_ks not in text, (
-            f"the KS we sent came back in the response ({response.error.code if response.error else 'ok'})"
-        )
+    leaks = [
+        f"{probe.what} ({probe.code}): in the {place}"
+        for probe in leak_probes
+        for secret in secrets
+        for place in _found_in(secret, probe.response)
+    ]
+    assert not leaks, f"a partner secret came back in a response: {'; '.join(leaks)}"
+
+
+@security("ks.never_echoed")
+def test_ks_values_never_come_back_in_responses(
+    leak_probes: list[LeakProbe], ksentinel_contract_settings, ksentinel_advise, ksentinel_record
+) -> None:
+    """A refused KS echoed in INVALID_KS is advisory (the real Kaltura does it); any other KS is a leak.
+
+    Kaltura's INVALID_KS for an unparsable or forged KS carries the KS string itself (KSID): harmless
+    for a KS the server refused, but it copies session strings into logs and proxies, so it is reported
+    as an advisory finding, or fails with ``[contract] strict_ks_echo = true``. A KS the server did not
+    refuse (a valid session) coming back in an answer is always a failure.
+    """
+    ours = {probe.sent_ks for probe in leak_probes if probe.sent_ks}
+    echoes: list[dict[str, str]] = []
+    leaks: list[str] = []
+    for probe in leak_probes:
+        for ks in sorted(ours):
+            for place in _found_in(ks, probe.response):
+                refused_ks = ks == probe.sent_ks and refused(probe.response)
+                evidence = {
+                    "request": probe.what,
+                    "code": probe.code,
+                    "where": place,
+                    "masked_ks": mask_ks(ks),
+                }
+                if refused_ks:
+                    echoes.append(evidence)
+                else:
+                    leaks.append(f"{probe.what} ({probe.code}): {mask_ks(ks)} in the {place}")
+    assert not leaks, f"a KS the server did not refuse came back in a response: {'; '.join(leaks)}"
+    if not echoes:
+        return
+    listed = "; ".join(f"{e['request']} ({e['code']}, {e['where']}: {e['masked_ks']})" for e in echoes)
+    answers = f"{len(echoes)} answer{'s' if len(echoes) != 1 else ''}"
+    reason = (
+        f"the server echoes a refused KS in INVALID_KS ({answers}): "
+        f"{listed}; the real Kaltura does (KSID), but it copies session strings into logs and proxies"
+    )
+    if ksentinel_contract_settings.strict_ks_echo:
+        ksentinel_record(rule="strict_ks_echo", findings=echoes)
+        pytest.fail(f"{reason} ([contract] strict_ks_echo = true)", pytrace=False)
+    pytest.skip(
+        ksentinel_advise(f"{reason}; set [contract] strict_ks_echo = true to fail on it", findings=echoes)
+    )

@@ -9,6 +9,7 @@ from ksentinel.dashboards.panels import (
     budget_left,
     flow_duration,
     histogram_quantile,
+    index_lag,
     last_probe_run,
     rate_sum,
     runs_by_result,
@@ -139,6 +140,9 @@ layout.add(
     width=12,
 )
 
+layout.row("Search index")
+layout.add(index_lag("target", 'target=~"$target"'), width=24)
+
 dashboard = make_dashboard(
     "Kaltura API overview",
     layout,
@@ -147,5 +151,8 @@ dashboard = make_dashboard(
         label_variable("target", "label_values(ksentinel_probe_success, target)"),
         label_variable("flow", 'label_values(ksentinel_probe_success{target=~"$target"}, flow)'),
     ],
-    description="ksentinel probes: success, latency, errors and cache per flow and target; SLO budget left.",
+    description=(
+        "ksentinel probes: success, latency, errors and cache per flow and target; search index lag; "
+        "SLO budget left."
+    ),
 )

@@ -536,3 +536,48 @@ def test_target_options_keep_only_flags(cli: CliRunner) -> None:
     result = cli.invoke(probe, ["--url", "https://flag.example.com"], env={"KSENTINEL_PARTNER_ID": "9"})
     assert result.exit_code == 0, result.output
     assert seen == [TargetSelection(url="https://flag.example.com")]
+
+
+# --- [contract] strict_ks_echo -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        (
+            {"strict_ks_eco": True},
+            "ksentinel.toml: contract.strict_ks_eco: unknown key; did you mean 'strict_ks_echo'?",
+        ),
+        (
+            {"strict_ks_echo": "yes"},
+            'ksentinel.toml: contract.strict_ks_echo: expected true or false, got "yes"',
+        ),
+        ({"strict_ks_echo": 1}, "ksentinel.toml: contract.strict_ks_echo: expected true or false, got 1"),
+        ({"includes": ["a.b"]}, "ksentinel.toml: contract.includes: unknown key; did you mean 'include'?"),
+    ],
+)
+def test_contract_settings_are_validated_with_one_line(table: dict, message: str) -> None:
+    from ksentinel.contract.scope import load_scope
+    from ksentinel.contract.settings import contract_settings
+
+    config = Config(contract=table)
+    with pytest.raises(ConfigError) as info:
+        contract_settings(config)
+    assert str(info.value) == message
+    with pytest.raises(ConfigError):  # the scope, read from the same section, refuses it too
+        load_scope(config)
+
+
+def test_strict_ks_echo_is_off_unless_set(project: Path) -> None:
+    from ksentinel.contract.scope import load_scope
+    from ksentinel.contract.settings import contract_settings
+
+    assert contract_settings(Config()).strict_ks_echo is False
+    (project / "ksentinel.toml").write_text(
+        (project / "ksentinel.toml").read_text()
+        + '\n[contract]\nstrict_ks_echo = true\ninclude = ["media.*"]\n'
+    )
+    config = load_config(cwd=project, environ={})
+    assert contract_settings(config).strict_ks_echo is True
+    scope = load_scope(config)
+    assert scope is not None and scope.include == ("media.*",)

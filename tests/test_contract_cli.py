@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -65,6 +66,9 @@ def test_clean_platform_keeps_every_contract_and_artefacts_are_clean(
     kinds = {r["kind"] for r in got}
     assert {"flow", "caching", "security"} <= kinds
     assert all(r["outcome"] in ("passed", "skipped") for r in got)
+    # this platform masks a refused KS: the echo check passes, with nothing to advise
+    echo = next(r for r in got if r["subject"] == "ks.never_echoed")
+    assert echo["outcome"] == "passed" and not echo.get("findings")
     # JUnit XML is well-formed xunit2 with one testcase per check
     root = ET.parse(out / "junit.xml").getroot()
     suites = [root] if root.tag == "testsuite" else list(root)
@@ -213,3 +217,70 @@ def test_deep_run_leaves_nothing_and_touches_nothing_it_did_not_create(
     assert token is not None and token["status"] == 0
     leftovers = [t for t in store.all_tokens() if t["id"] != seeded_token["id"] and t["status"] not in (3, 5)]
     assert leftovers == [], "the run left open upload tokens"
+
+
+def _junit_case(out: Path, name: str) -> ET.Element:
+    root = ET.parse(out / "junit.xml").getroot()
+    return next(case for case in root.iter("testcase") if case.get("name") == name)
+
+
+def test_a_refused_ks_echoed_in_invalid_ks_is_advisory_unless_strict(tmp_path: Path) -> None:
+    from ksentinel.kaltura.redact import looks_like_ks
+    from ksentinel.reference.realism import Realism
+
+    name = "test_ks_values_never_come_back_in_responses"
+    with start_reference(tmp_path / "ref", realism=Realism.off(echo_invalid_ks=True)) as ref:
+        proc, out = run_contract(tmp_path, "--profile", "quick", env=target_env(ref))
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+        echo = next(r for r in results(out) if r["subject"] == "ks.never_echoed")
+        assert echo["outcome"] == "advisory", echo
+        assert echo["message"].startswith("the server echoes a refused KS in INVALID_KS")
+        assert {f["code"] for f in echo["findings"]} == {"INVALID_KS"}
+        assert {f["where"] for f in echo["findings"]} == {"body"}
+        assert "baseEntry.list with a KS signed with another secret" in {
+            f["request"] for f in echo["findings"]
+        }
+        assert all(f["masked_ks"].startswith("KS*") for f in echo["findings"])
+        # JUnit: a skipped case whose reason starts "advisory:", and the finding as a property
+        case = _junit_case(out, name)
+        skipped = case.find("skipped")
+        assert skipped is not None and skipped.get("message", "").startswith("advisory: the server echoes")
+        properties = {p.get("name"): p.get("value") for p in case.iter("property")}
+        assert properties["ksentinel.advisory"].startswith("the server echoes a refused KS")
+        # the report keeps it apart from PASS/FAIL/skipped, and the terminal names it
+        html = (out / "contract.html").read_text()
+        assert "PASS" in html and '<span class="badge advisory">advisory</span>' in html
+        assert "ADVISORY security ks.never_echoed" in proc.stdout
+        # the list flow waited for its writes to be listed: its index lag is in the JSON and in JUnit
+        listed = next(r for r in results(out) if r["kind"] == "flow" and r["subject"] == "list")
+        assert listed["index_lags"] and all(lag >= 0 for lag in listed["index_lags"])
+        lag = {p.get("name"): p.get("value") for p in _junit_case(out, "test_flow[list]").iter("property")}
+        assert re.fullmatch(r"\d+ writes?: median \d+\.\d{3} s, max \d+\.\d{3} s", lag["ksentinel.index_lag"])
+        written = "".join(p.read_text(errors="replace") for p in out.iterdir()) + proc.stdout + proc.stderr
+        assert "djJ8" not in written and not any(looks_like_ks(word) for word in written.split())
+        secrets = [ref.p1.admin_secret, ref.p1.user_secret, ref.p2.admin_secret]
+        assert not any(secret in written for secret in secrets)
+
+        # [contract] strict_ks_echo = true (here through $KSENTINEL_CONFIG) makes it a broken contract
+        strict = tmp_path / "conf" / "strict.toml"
+        strict.parent.mkdir()
+        strict.write_text("[contract]\nstrict_ks_echo = true\n")
+        proc, out = run_contract(
+            tmp_path, "--profile", "quick", env={**target_env(ref), "KSENTINEL_CONFIG": str(strict)}
+        )
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    broken = [r for r in results(out) if r["outcome"] in ("failed", "error")]
+    assert [(r["subject"], r["rule"]) for r in broken] == [("ks.never_echoed", "strict_ks_echo")]
+    assert broken[0]["findings"] and "strict_ks_echo = true" in broken[0]["message"]
+    assert _junit_case(out, name).find("failure") is not None
+
+
+def test_a_misspelt_contract_key_exits_2_with_one_line(tmp_path: Path, reference: Reference) -> None:
+    (tmp_path / "ksentinel.toml").write_text("[contract]\nstrict_ks_eco = true\n")
+    proc, out = run_contract(tmp_path, "--profile", "quick", env=target_env(reference))
+    assert proc.returncode == 2
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("ksentinel: error:")]
+    assert errors == [
+        "ksentinel: error: ksentinel.toml: contract.strict_ks_eco: unknown key; did you mean 'strict_ks_echo'?"
+    ]
+    assert not (out / "junit.xml").exists()

@@ -36,6 +36,9 @@ from ksentinel.slo import parse_slo
 REPO = Path(__file__).resolve().parents[1]
 SUITE = REPO / "dashboards"
 TITLES = {"Kaltura API overview", "Flow detail", "Load run"}
+# the default [slo]: two objective groups (every flow but upload; upload with its own 300 s latency),
+# each with a page and a ticket rule per budget burn (2 x 2 x 2), plus the four shared alerts
+DEFAULT_RULES = 12
 
 
 @pytest.fixture(scope="module")
@@ -124,8 +127,11 @@ def test_overview_covers_the_issue_panels(built: Any) -> None:
         'ksentinel_cache_lookups_total{target=~"$target", result="hit"}',
         "ksentinel_probe_last_success_timestamp_seconds",
         "target_flow:ksentinel_probe_error_budget_remaining:ratio",
+        'histogram_quantile(0.95, sum by (le, target) (rate(ksentinel_index_lag_seconds_bucket{target=~"$target"}',
     ):
         assert needle in exprs, needle
+    lag = [p for p in panels(overview.model) if p["title"] == "Search index lag p95 by target"]
+    assert len(lag) == 1 and lag[0]["fieldConfig"]["defaults"]["unit"] == "s"
 
 
 def test_bad_dashboard_files_are_one_line_errors(tmp_path: Path) -> None:
@@ -163,13 +169,15 @@ def test_default_rules_are_the_classic_burn_windows(built: Any) -> None:
     rules = rules_by_name(built.groups)
     assert set(ALERT_NAMES) <= set(rules)
     page = next(r for r in rules["KalturaFlowErrorBudgetBurn"] if r.labels["severity"] == "page")
-    assert (
-        "ratio_rate1h > (14.4 * 0.01) and target_flow:ksentinel_probe_runs_failed:ratio_rate5m" in page.expr
-    )
-    assert "ratio_rate6h > (6 * 0.01) and target_flow:ksentinel_probe_runs_failed:ratio_rate30m" in page.expr
+    # the default objective's rules leave out the upload flow, which has its own latency objective
+    assert '{flow!~"upload"}' in page.expr
+    expr = page.expr.replace('{flow!~"upload"}', "")
+    assert "ratio_rate1h > (14.4 * 0.01) and target_flow:ksentinel_probe_runs_failed:ratio_rate5m" in expr
+    assert "ratio_rate6h > (6 * 0.01) and target_flow:ksentinel_probe_runs_failed:ratio_rate30m" in expr
     ticket = next(r for r in rules["KalturaFlowErrorBudgetBurn"] if r.labels["severity"] == "ticket")
-    assert "ratio_rate1d > (3 * 0.01)" in ticket.expr and "ratio_rate2h > (3 * 0.01)" in ticket.expr
-    assert "ratio_rate3d > (1 * 0.01)" in ticket.expr and "ratio_rate6h > (1 * 0.01)" in ticket.expr
+    texpr = ticket.expr.replace('{flow!~"upload"}', "")
+    assert "ratio_rate1d > (3 * 0.01)" in texpr and "ratio_rate2h > (3 * 0.01)" in texpr
+    assert "ratio_rate3d > (1 * 0.01)" in texpr and "ratio_rate6h > (1 * 0.01)" in texpr
     assert (page.for_seconds, ticket.for_seconds) == (120, 900)
     # recording rule names follow level:metric:operations
     for name in rules:
@@ -195,9 +203,9 @@ def test_windows_scale_with_the_slo_window_but_not_below_the_minimum() -> None:
     )
     # 7d/30d of 1h = 14m, of 5m = 70s, of 6h = 1h24m, of 30m = 7m; budget 0.001
     assert "ratio_rate14m > (14.4 * 0.001) and target_flow:ksentinel_probe_runs_failed:ratio_rate1m10s" in (
-        page.expr
+        page.expr.replace('{flow!~"upload"}', "")
     )
-    assert "ratio_rate1h24m > (6 * 0.001)" in page.expr
+    assert "ratio_rate1h24m > (6 * 0.001)" in page.expr.replace('{flow!~"upload"}', "")
     short = generate_rules(
         parse_slo({"default_flow": {"window": "10m"}}),
         parse_settings({"min_rate_window": "10s", "for": "2s"}),
@@ -237,7 +245,7 @@ def test_grafana_alert_provisioning_shape(built: Any) -> None:
     rules = [rule for group in doc["groups"] for rule in group["rules"]]
     prom = yaml.safe_load(built.files[RULES_FILE])
     alerts = [r for g in prom["groups"] for r in g["rules"] if "alert" in r]
-    assert len(rules) == len(alerts) == 8
+    assert len(rules) == len(alerts) == DEFAULT_RULES
     assert len({r["uid"] for r in rules}) == len(rules)
     for group in doc["groups"]:
         assert {"orgId", "name", "folder", "interval", "rules"} <= set(group)
@@ -624,10 +632,10 @@ def test_push_uploads_dashboards_and_rules_and_is_idempotent(grafana: Any, built
     fake, url = grafana
     first = push(built, url, TOKEN)
     assert first.folder_created and first.dashboards == 3
-    assert len(first.rules_created) == 8 and first.rules_updated == []
+    assert len(first.rules_created) == DEFAULT_RULES and first.rules_updated == []
     assert fake.problems == []
     assert set(fake.dashboards) == {"ksentinel-overview", "ksentinel-flow", "ksentinel-load"}
-    assert len(fake.rules) == 8
+    assert len(fake.rules) == DEFAULT_RULES
     assert {r["ruleGroup"] for r in fake.rules.values()} == {
         "ksentinel-slo",
         "ksentinel-probe",
@@ -638,9 +646,13 @@ def test_push_uploads_dashboards_and_rules_and_is_idempotent(grafana: Any, built
 
     fake.log.clear()
     second = push(built, url, TOKEN)
-    assert not second.folder_created and second.rules_created == [] and len(second.rules_updated) == 8
+    assert (
+        not second.folder_created
+        and second.rules_created == []
+        and len(second.rules_updated) == DEFAULT_RULES
+    )
     assert (json.dumps(fake.dashboards, sort_keys=True), json.dumps(fake.rules, sort_keys=True)) == snapshot
-    assert len(fake.rules) == 8 and len(fake.dashboards) == 3  # no duplicates
+    assert len(fake.rules) == DEFAULT_RULES and len(fake.dashboards) == 3  # no duplicates
     assert ("POST", "/api/v1/provisioning/alert-rules") not in fake.log
     assert all(m != "PUT" or "/alert-rules/" in p for m, p in fake.log)  # the groups were already right
     assert fake.log.count(("POST", "/api/dashboards/db")) == 3
@@ -654,7 +666,7 @@ def test_push_drops_rules_ksentinel_no_longer_generates(grafana: Any, built: Any
     fake.rules[old["uid"]] = old
     result = push(built, url, TOKEN)
     assert result.rules_dropped == ["ks-a-rule-of-an-older-build"]
-    assert "ks-a-rule-of-an-older-build" not in fake.rules and len(fake.rules) == 8
+    assert "ks-a-rule-of-an-older-build" not in fake.rules and len(fake.rules) == DEFAULT_RULES
 
 
 def test_push_sets_the_group_interval(grafana: Any, tmp_path: Path) -> None:
@@ -664,7 +676,7 @@ def test_push_sets_the_group_interval(grafana: Any, tmp_path: Path) -> None:
     assert sorted(first.groups_updated) == ["ksentinel-cache", "ksentinel-probe", "ksentinel-slo"]
     assert set(fake.intervals.values()) == {30}
     assert push(result, url, TOKEN).groups_updated == []
-    assert len(fake.rules) == 8
+    assert len(fake.rules) == DEFAULT_RULES
 
 
 def test_push_errors_are_one_line(grafana: Any, built: Any) -> None:
@@ -703,6 +715,6 @@ def test_push_command_reads_the_token_from_the_environment(grafana: Any, tmp_pat
         env={"KSENTINEL_GRAFANA_TOKEN": TOKEN, "KSENTINEL_CONFIG": str(tmp_path / "ksentinel.toml")},
     )
     assert result.exit_code == 0, result.output
-    assert "3 dashboards, 8 alert rules created, 0 updated" in result.output
+    assert f"3 dashboards, {DEFAULT_RULES} alert rules created, 0 updated" in result.output
     assert TOKEN not in result.output
-    assert len(fake.rules) == 8
+    assert len(fake.rules) == DEFAULT_RULES

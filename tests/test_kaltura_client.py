@@ -18,10 +18,11 @@ from urllib.parse import parse_qsl
 import httpx
 import pytest
 
+from ksentinel import __version__
 from ksentinel.errors import KalturaApiError, KsentinelError, TargetError
 from ksentinel.kaltura import ks as ksmod
 from ksentinel.kaltura import redact
-from ksentinel.kaltura.api import ApiResponse, KalturaApi
+from ksentinel.kaltura.api import ApiResponse, KalturaApi, cache_status
 from ksentinel.kaltura.transport import (
     Headers,
     HttpRequest,
@@ -404,7 +405,9 @@ def test_call_raw_returns_error_and_headers_without_raising() -> None:
     ("marker", "hit", "key"),
     [
         ("cached-dispatcher,3f2a9c,12", True, "3f2a9c"),
+        ("cached-with-extra-fields,9c1d,40", True, "9c1d"),
         ("cache-key,77aa", False, "77aa"),
+        ("cached-warmup-https,5e5e", False, "5e5e"),
         ("error-SERVICE_FORBIDDEN", False, None),
         (None, False, None),
     ],
@@ -414,6 +417,86 @@ def test_cache_headers(marker: str | None, hit: bool, key: str | None) -> None:
     api = KalturaApi("http://k", transport=FakeTransport(lambda r: json_answer(True, headers=headers)))
     response = api.call_raw("system", "ping")
     assert (response.cache_hit, response.cache_key) == (hit, key)
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"X-Kaltura": "cached-dispatcher,k,0"}, "hit"),
+        ({"x-kaltura": "cached-with-extra-fields,k,12"}, "hit"),
+        (Headers([("X-KALTURA", "Cached-Dispatcher,k,3")]), "hit"),
+        ({"X-Kaltura": "cache-key,k"}, "miss"),
+        ({"X-Kaltura": "cached-warmup-http,k"}, "unknown"),  # a warm-up request: recomputed or not
+        (Headers([("X-Kaltura", "cached-warmup-http,k"), ("X-Kaltura", "cached-dispatcher,k,5")]), "hit"),
+        (Headers([("X-Kaltura", "cached-warmup-http,k"), ("X-Kaltura", "cache-key,k")]), "miss"),
+        ({"X-Kaltura": "error-SERVICE_FORBIDDEN"}, "unknown"),
+        ({"X-Kaltura": ""}, "unknown"),
+        ({}, "unknown"),
+    ],
+)
+def test_cache_status_reads_every_hit_and_miss_marker(headers: Any, expected: str) -> None:
+    assert cache_status(headers) == expected
+
+
+# --- downloads: redirects to a CDN host ----------------------------------------------------------
+
+
+def redirect(location: str, status: int = 302) -> HttpResponse:
+    return raw_answer(b"", status, {"Location": location})
+
+
+def test_download_follows_redirects_across_hosts_sending_only_the_user_agent() -> None:
+    hops = {
+        "http://api.example/p/1/sp/100/playManifest/entryId/0_a/format/download": redirect(
+            "https://cdn.example/v/0_a?token=t"
+        ),
+        "https://cdn.example/v/0_a?token=t": redirect("../bytes/0_a.mp4", 307),  # relative
+        "https://cdn.example/bytes/0_a.mp4": redirect("/final", 301),
+        "https://cdn.example/final": raw_answer(b"the bytes"),
+    }
+    fake = FakeTransport(lambda r: hops[r.url])
+    api = KalturaApi("http://api.example", ks=a_ks(), partner_id=101, transport=fake)
+    assert (
+        api.download("http://api.example/p/1/sp/100/playManifest/entryId/0_a/format/download") == b"the bytes"
+    )
+    assert [r.url for r in fake.requests] == list(hops)
+    for request in fake.requests:  # no KS, secret, Authorization or Cookie to any host
+        assert request.method == "GET" and request.body is None
+        assert dict(request.headers) == {"User-Agent": f"ksentinel/{__version__}"}
+        assert api.ks not in request.url
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_download_follows_at_most_five_redirects(status: int) -> None:
+    five = FakeTransport(
+        lambda r: raw_answer(b"ok") if r.url.endswith("/5") else redirect(f"/{int(r.url[-1]) + 1}", status)
+    )
+    assert KalturaApi("http://k", transport=five).download("http://k/0") == b"ok"
+    assert len(five.requests) == 6
+
+    loop = FakeTransport(lambda r: redirect("/again", status))
+    with pytest.raises(
+        KalturaApiError, match=r"^TOO_MANY_REDIRECTS: download redirected more than 5 times"
+    ) as err:
+        KalturaApi("http://k", transport=loop).download("http://k/start")
+    assert err.value.code == "TOO_MANY_REDIRECTS" and "\n" not in str(err.value)
+    assert len(loop.requests) == 6, "the first request and five redirects, no more"
+
+
+def test_download_failures_name_the_http_status() -> None:
+    no_location = FakeTransport(lambda r: raw_answer(b"", 302))
+    with pytest.raises(KalturaApiError, match="HTTP 302 without a Location") as err:
+        KalturaApi("http://k", transport=no_location).download("http://k/x")
+    assert err.value.code == "HTTP_302"
+    missing = FakeTransport(
+        lambda r: redirect("http://cdn/x") if r.url == "http://k/x" else raw_answer(b"", 404)
+    )
+    with pytest.raises(KalturaApiError, match="download answered HTTP 404") as err:
+        KalturaApi("http://k", transport=missing).download("http://k/x")
+    assert err.value.code == "HTTP_404"
+    elsewhere = FakeTransport(lambda r: redirect("ftp://cdn/x"))
+    with pytest.raises(KalturaApiError, match="BAD_REDIRECT"):
+        KalturaApi("http://k", transport=elsewhere).download("http://k/x")
 
 
 def test_xml_format_sends_format_2_and_decodes_xml() -> None:

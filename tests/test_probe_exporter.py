@@ -226,6 +226,11 @@ def test_metrics_export_section_6_and_flows_succeed(
     )
     assert value(text, "ksentinel_cache_stale_reads_total", target="ref") == 0.0
     assert value(text, "ksentinel_probe_interval_seconds", target="ref", flow="upload") == 2.0
+    # the list and upload flows wait until their writes are listed: each time is an index lag
+    assert value(text, "ksentinel_index_lag_seconds_count", target="ref") >= 2
+    assert value(text, "ksentinel_index_lag_seconds_bucket", target="ref", le="+Inf") == value(
+        text, "ksentinel_index_lag_seconds_count", target="ref"
+    )
 
 
 def test_broken_targets_give_zero_and_counted_errors(

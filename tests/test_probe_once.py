@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from ksentinel.probe.command import probe_group
+from ksentinel.reference.realism import Realism
 from tests.conftest import Reference, start_reference
 
 
@@ -59,12 +61,29 @@ def test_one_pass_prints_flows_and_steps_and_exits_0(fresh_reference: Reference,
     result = _invoke(["run", "--once", "--url", ref.url, "--partner-id", str(ref.p1.id)], _env(ref), tmp_path)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["TARGET", "FLOW", "STEP", "RESULT", "DURATION"]
+    assert lines[0].split() == ["TARGET", "FLOW", "STEP", "RESULT", "DURATION", "INDEX", "LAG"]
     for flow in ("session", "upload", "list", "delete", "cache"):
         assert any(line.split()[:3] == ["adhoc", flow, "SUCCESS"] for line in lines), flow
+    flow_rows = {line.split()[1]: line for line in lines if line.startswith("adhoc ")}
+    assert re.search(r"median \d+\.\d\ds, max \d+\.\d\ds \(\d+ writes?\)$", flow_rows["list"])
+    assert "median" not in flow_rows["session"]  # the session flow writes nothing it lists
     assert any(line.split()[:2] == ["upload.chunk", "x2"] for line in lines)
     assert "probe: 5 of 5 flows succeeded" in result.stdout
     assert ref.server.platform.store.all_entries() == [], "every run cleaned up"
+
+
+def test_the_index_lag_of_each_flow_is_named(tmp_path: Path) -> None:
+    with start_reference(tmp_path / "lag", realism=Realism.off(index_lag=0.4, index_lag_jitter=0.0)) as ref:
+        args = ["run", "--url", ref.url, "--partner-id", "101", "--flow", "list", "--flow", "session"]
+        result = _invoke(args, _env(ref), tmp_path)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[-2:] == ["INDEX", "LAG"]
+    row = next(line for line in lines if line.split()[:2] == ["adhoc", "list"])
+    found = re.search(r"median (\d+\.\d+)s, max (\d+\.\d+)s \((\d+) writes?\)$", row)
+    assert found, row
+    # the platform shows a write in list/count 0.4 s after it: never sooner (a lower bound, not a speed)
+    assert float(found[1]) >= 0.35 and float(found[2]) >= float(found[1]) and int(found[3]) >= 1
 
 
 def test_a_stale_cache_fails_the_cache_flow_only_and_exits_1(

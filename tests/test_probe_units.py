@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -168,3 +170,140 @@ def test_cache_lookups_are_read_from_entry_reads_only(
     request = HttpRequest("POST", url, {}, body)
     response = HttpResponse(200, Headers({"X-Kaltura": header} if header else {}), b"{}", 0.001)
     assert RunTransport._cache_result(request, response) == expected
+
+
+# --- the search index lag ----------------------------------------------------------------------------
+
+
+def _samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    return {
+        tuple(sorted(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == name
+    }
+
+
+def test_index_lags_are_one_histogram_per_target() -> None:
+    metrics = ProbeMetrics(process=False)
+    metrics.configure([Pair("t", "list", 30.0, 10.0), Pair("quiet", "session", 30.0, 10.0)])
+    now = time.time()
+    metrics.record(Outcome("t", "list", "success", 2.0, [], finished_at=now, index_lags=[0.05, 1.2, 40.0]))
+    metrics.record(
+        Outcome("t", "upload", "error", 3.0, [], finished_at=now, index_lags=[0.3], timed_out=True)
+    )
+    metrics.record(Outcome("t", "delete", "success", 1.0, [], finished_at=now))
+    text = metrics.text()
+    assert "# TYPE ksentinel_index_lag_seconds histogram" in text
+    buckets = _samples(text, "ksentinel_index_lag_seconds_bucket")
+    assert {label for key in buckets for label, _ in key} == {"target", "le"}  # no flow, no step
+    got = {dict(key)["le"]: value for key, value in buckets.items() if dict(key)["target"] == "t"}
+    assert got == {
+        "0.1": 1,
+        "0.25": 1,
+        "0.5": 2,
+        "1.0": 2,
+        "2.0": 3,
+        "5.0": 3,
+        "10.0": 3,
+        "30.0": 3,
+        "60.0": 4,
+        "+Inf": 4,
+    }
+    counts = {dict(k)["target"]: v for k, v in _samples(text, "ksentinel_index_lag_seconds_count").items()}
+    assert counts == {"t": 4, "quiet": 0}  # every configured target from the start, at 0
+    total = _samples(text, "ksentinel_index_lag_seconds_sum")[(("target", "t"),)]
+    assert total == pytest.approx(41.55)
+
+
+def test_probe_registry_has_the_longest_lag_of_the_run_only_when_there_was_one() -> None:
+    from prometheus_client import generate_latest
+
+    from ksentinel.probe.metrics import probe_registry
+
+    lagged = Outcome("t", "list", "success", 2.0, [], finished_at=time.time(), index_lags=[0.4, 1.25])
+    text = generate_latest(probe_registry(lagged)).decode()
+    assert _samples(text, "probe_index_lag_seconds") == {(): 1.25}
+    plain = Outcome("t", "session", "success", 0.1, [], finished_at=time.time())
+    assert "probe_index_lag_seconds" not in generate_latest(probe_registry(plain)).decode()
+
+
+@pytest.fixture
+def lag_flows() -> Iterator[threading.Event]:
+    """Two throwaway flows that report index lags: one finishes, one hangs until released."""
+    from ksentinel.flows import core
+
+    release = threading.Event()
+
+    def quick(ctx: core.FlowContext) -> None:
+        with ctx.step("ksentinel-test-lag.write"):
+            ctx.observe_index_lag(0.7)
+            ctx.observe_index_lag(1.9)
+
+    def hanging(ctx: core.FlowContext) -> None:
+        with ctx.step("ksentinel-test-hang.write"):
+            ctx.observe_index_lag(0.4)
+            release.wait(10)
+
+    core.get_flow("session")  # the built-in flows are registered first
+    added = {
+        "ksentinel-test-lag": core.Flow("ksentinel-test-lag", quick, "test", ("ksentinel-test-lag.write",)),
+        "ksentinel-test-hang": core.Flow(
+            "ksentinel-test-hang", hanging, "test", ("ksentinel-test-hang.write",)
+        ),
+    }
+    core.REGISTRY.update(added)
+    try:
+        yield release
+    finally:
+        release.set()
+        for name in added:
+            core.REGISTRY.pop(name, None)
+
+
+def test_lags_a_flow_observes_reach_the_outcome_and_the_metrics_also_after_a_timeout(
+    lag_flows: threading.Event,
+) -> None:
+    from ksentinel.config import Secret, Target
+    from ksentinel.flows import FlowOptions
+    from ksentinel.probe.once import PassResult, render_table
+    from ksentinel.probe.run import ProbeTarget
+    from ksentinel.probe.runner import Runner
+
+    target = Target("t", "http://127.0.0.1:9", 101, admin_secret=Secret("a" * 32))
+    probe_target = ProbeTarget(target, Credentials(101, "a" * 32))
+    metrics = ProbeMetrics(process=False)
+
+    async def scenario() -> tuple[Outcome, Outcome]:
+        runner = Runner({"t": probe_target}, FlowOptions(), metrics, max_concurrent=1)
+        try:
+            done, _ = await runner.run("t", "ksentinel-test-lag", 5.0, record=True)
+            timed, _ = await runner.run("t", "ksentinel-test-hang", 1.0, record=True)
+            lag_flows.set()
+            await runner.drain(10.0)
+        finally:
+            runner.executor.shutdown(wait=True)
+            probe_target.close()
+        return done, timed
+
+    done, timed = asyncio.run(scenario())
+    assert done.ok and done.index_lags == [0.7, 1.9]
+    assert timed.timed_out and timed.index_lags == [0.4]  # observed before the timeout: kept
+    text = metrics.text()
+    assert _samples(text, "ksentinel_index_lag_seconds_count") == {(("target", "t"),): 3}
+    assert _samples(text, "ksentinel_index_lag_seconds_sum")[(("target", "t"),)] == pytest.approx(3.0)
+
+    table = render_table(PassResult([done, timed]))
+    header, first = table.splitlines()[:2]
+    assert header.split()[-2:] == ["INDEX", "LAG"]
+    assert first.startswith("t ") and first.endswith("median 1.30s, max 1.90s (2 writes)")
+    assert "median 0.40s, max 0.40s (1 write)" in table
+
+
+def test_the_once_table_has_no_lag_column_without_lags() -> None:
+    from ksentinel.probe.once import PassResult, render_table
+
+    plain = Outcome("t", "session", "success", 0.1, [StepResult("session", "session.start", 0.1, True)])
+    table = render_table(PassResult([plain]))
+    assert table.splitlines()[0].split() == ["TARGET", "FLOW", "STEP", "RESULT", "DURATION"]
+    assert "median" not in table

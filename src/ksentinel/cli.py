@@ -286,12 +286,21 @@ def contract(
         )
         check_target(target)
         outcome = run_contract(
-            target, profile=profile, suite=suite, junit=junit, report=report, workers=workers, verbose=verbose
+            target,
+            profile=profile,
+            suite=suite,
+            junit=junit,
+            report=report,
+            workers=workers,
+            verbose=verbose,
+            config_path=config.path,
         )
     counts = outcome.section.counts()
     click.echo(
         f"contract: {counts['passed']} passed, {counts['failed']} failed, {counts['error']} errors, "
-        f"{counts['skipped']} skipped in {outcome.section.duration:.1f}s (profile {profile})"
+        f"{counts['skipped']} skipped"
+        + (f", {counts['advisory']} advisory" if counts.get("advisory") else "")
+        + f" in {outcome.section.duration:.1f}s (profile {profile})"
     )
     for result in outcome.section.results:
         if result.outcome in ("failed", "error"):
@@ -299,6 +308,9 @@ def contract(
             click.echo(
                 f"  BROKEN {result.kind} {result.subject}: {result.rule or result.name}: {first_line}"[:300]
             )
+        elif result.outcome == "advisory":
+            first_line = (result.message or "").splitlines()[0] if result.message else ""
+            click.echo(f"  ADVISORY {result.kind} {result.subject}: {first_line}"[:300])
     if outcome.report_path:
         click.echo(f"report: {outcome.report_path}")
     if junit:

@@ -5,6 +5,11 @@ fixtures. Options: ``--ksentinel-target/--ksentinel-url/--ksentinel-partner-id/-
 (secrets from the environment as everywhere), ``--ksentinel-profile`` and ``--ksentinel-results``
 (a JSON file of every check's outcome and details, the input of the HTML report). Failure texts are
 redacted before any reporter (terminal, JUnit) sees them.
+
+An *advisory* finding (``ksentinel_advise``) is something worth knowing that does not break the
+contract, such as a real Kaltura echoing a refused KS: the check is skipped with a reason starting
+``advisory:`` and a ``ksentinel.advisory`` JUnit property, and its outcome in the results is
+``advisory``, never a failure.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import statistics
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,11 +26,16 @@ import pytest
 
 from ksentinel.config import Config, Target, load_config, resolve_target
 from ksentinel.contract.profiles import ContractProfile, get_profile
+from ksentinel.contract.settings import ContractSettings, contract_settings
+from ksentinel.errors import ConfigError
 from ksentinel.flows import Credentials, FlowContext, FlowResult, Sessions, get_flow, new_run_id, run_flow
 from ksentinel.kaltura.api import KalturaApi
 from ksentinel.kaltura.redact import redact
 
 DETAILS = "ksentinel"
+ADVISORY = f"{DETAILS}.advisory"
+INDEX_LAG = f"{DETAILS}.index_lag"
+ADVISORY_PREFIX = "advisory: "
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -87,20 +98,34 @@ class ResultsCollector:
         if not (report.when == "call" or (report.when == "setup" and not report.passed)):
             return
         props = dict(report.user_properties)
+        outcome = "error" if report.when == "setup" and report.failed else report.outcome
+        message = short_reason(report)
+        reason = message.removeprefix("Skipped: ")
+        if report.skipped and (ADVISORY in props or reason.startswith(ADVISORY_PREFIX)):
+            outcome, message = "advisory", reason.removeprefix(ADVISORY_PREFIX)
         entry: dict[str, Any] = {
             "nodeid": report.nodeid,
             "name": report.nodeid.split("::", 1)[-1],
             "kind": props.get(f"{DETAILS}.kind", "check"),
             "subject": props.get(f"{DETAILS}.subject", report.nodeid.split("::")[-1]),
-            "outcome": "error" if report.when == "setup" and report.failed else report.outcome,
+            "outcome": outcome,
             "duration": round(report.duration, 4),
-            "message": short_reason(report),
+            "message": message,
         }
         details = props.get(f"{DETAILS}.details")
         if isinstance(details, str):
             with contextlib.suppress(ValueError):
                 entry.update(json.loads(details))
         self.results.append(entry)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        """Advisory findings get their own lines: they neither fail the run nor hide among skips."""
+        advisories = [r for r in self.results if r["outcome"] == "advisory"]
+        if advisories:
+            terminalreporter.section("ksentinel advisories (not failures)")
+            for result in advisories:
+                first = (result["message"] or "").splitlines()[0] if result["message"] else ""
+                terminalreporter.line(redact(f"ADVISORY {result['kind']} {result['subject']}: {first}"[:400]))
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.path and not hasattr(session.config, "workerinput"):
@@ -123,6 +148,12 @@ def short_reason(report: pytest.TestReport) -> str:
     return lines[-1] if lines else ""
 
 
+def lag_text(lags: list[float]) -> str:
+    """``3 writes: median 1.020 s, max 1.410 s`` (the JUnit property of a flow's index lag)."""
+    plural = "s" if len(lags) != 1 else ""
+    return f"{len(lags)} write{plural}: median {statistics.median(lags):.3f} s, max {max(lags):.3f} s"
+
+
 # ---- fixtures --------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def ksentinel_profile(pytestconfig: pytest.Config) -> ContractProfile:
@@ -141,6 +172,15 @@ def ksentinel_config(pytestconfig: pytest.Config) -> Config:
 
 
 @pytest.fixture(scope="session")
+def ksentinel_contract_settings(ksentinel_config: Config) -> ContractSettings:
+    """``[contract]`` of ksentinel.toml (``strict_ks_echo``); a bad value stops the run (exit 2)."""
+    try:
+        return contract_settings(ksentinel_config)
+    except ConfigError as exc:
+        pytest.exit(str(exc), returncode=2)
+
+
+@pytest.fixture(scope="session")
 def ksentinel_target(pytestconfig: pytest.Config, ksentinel_config: Config) -> Iterator[Target]:
     """The target under test; with none configured, an embedded reference platform for this session."""
     from ksentinel.embedded import open_target  # starts the reference platform only when needed
@@ -151,7 +191,7 @@ def ksentinel_target(pytestconfig: pytest.Config, ksentinel_config: Config) -> I
         url=pytestconfig.getoption("--ksentinel-url"),
         partner_id=pytestconfig.getoption("--ksentinel-partner-id"),
     )
-    with open_target(resolved.target) as target:
+    with open_target(resolved.target, config=ksentinel_config) as target:
         if target.admin_secret is None:
             pytest.exit(
                 f"target {target.name!r} has no admin secret (set KSENTINEL_ADMIN_SECRET)", returncode=2
@@ -202,14 +242,40 @@ def ksentinel_record(request: pytest.FixtureRequest) -> Callable[..., None]:
 
 
 @pytest.fixture
+def ksentinel_advise(
+    request: pytest.FixtureRequest, ksentinel_record: Callable[..., None]
+) -> Callable[..., None]:
+    """Make the current check an advisory finding: ``pytest.skip(advise(reason, findings=[...]))``.
+
+    ``advise`` records the findings for the report and a ``ksentinel.advisory`` JUnit property, and
+    returns the skip reason ``advisory: <reason>``; skipped with it, the check counts as ``advisory``
+    (JUnit: a skipped case) and the run does not fail. ``reason`` and the findings must not hold a KS
+    or a secret (they are redacted all the same).
+    """
+
+    def advise(reason: str, *, findings: list[dict[str, Any]] | None = None) -> str:
+        reason = redact(reason)
+        ksentinel_record(findings=findings or [])
+        request.node.user_properties.append((ADVISORY, reason))
+        return f"{ADVISORY_PREFIX}{reason}"
+
+    return advise
+
+
+@pytest.fixture
 def run_contract_flow(
+    request: pytest.FixtureRequest,
     kaltura_api: KalturaApi,
     ksentinel_sessions: Sessions,
     ksentinel_profile: ContractProfile,
     ksentinel_run_id: str,
     ksentinel_record: Callable[..., None],
 ) -> Callable[[str], FlowResult]:
-    """Run a catalogue flow with the profile's options and record its steps for the report."""
+    """Run a catalogue flow with the profile's options and record its steps for the report.
+
+    The seconds each fresh write took to show up in list/count (``FlowResult.index_lags``) go to the
+    report too, and to JUnit as a ``ksentinel.index_lag`` property.
+    """
 
     def run(name: str) -> FlowResult:
         ctx = FlowContext(
@@ -233,7 +299,10 @@ def run_contract_flow(
                 for s in result.steps
             ],
             notes=ctx.notes,
+            index_lags=[round(lag, 4) for lag in result.index_lags],
         )
+        if result.index_lags:
+            request.node.user_properties.append((INDEX_LAG, lag_text(result.index_lags)))
         return result
 
     return run

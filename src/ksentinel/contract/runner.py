@@ -15,8 +15,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ksentinel.config import Target
+from ksentinel.config import ENV_CONFIG, Target, load_config
 from ksentinel.contract.profiles import get_profile
+from ksentinel.contract.settings import contract_settings
 from ksentinel.errors import ConfigError
 from ksentinel.flows import Credentials, Sessions
 from ksentinel.flows.preflight import preflight
@@ -121,12 +122,20 @@ def run_contract(
     workers: int = 0,
     verbose: bool = False,
     extra_args: tuple[str, ...] = (),
+    config_path: Path | None = None,
 ) -> ContractOutcome:
-    """Run the suite with pytest in this process; the caller has run :func:`check_target`."""
+    """Run the suite with pytest in this process; the caller has run :func:`check_target`.
+
+    ``config_path`` (else ``$KSENTINEL_CONFIG``, else the ``ksentinel.toml`` found walking up) is the
+    file whose ``[contract]`` section the suite reads; it is validated before any test runs.
+    """
     import pytest
 
     chosen = get_profile(profile)
     suite_dir = find_suite(suite)
+    if config_path is None and os.environ.get(ENV_CONFIG):
+        config_path = Path(os.environ[ENV_CONFIG])
+    contract_settings(load_config(config_path))  # a bad [contract] key is one line and exit 2
     started = time.time()
     run_id = time.strftime("%Y%m%d%H%M%S", time.localtime(started))
     with tempfile.TemporaryDirectory(prefix="ksentinel-contract-") as tmp:
@@ -150,6 +159,8 @@ def run_contract(
             args += ["--junitxml", str(junit)]
         if workers:
             args += ["-n", str(workers)]
+        if config_path is not None:
+            args += ["--ksentinel-config", str(config_path.absolute())]
         args += list(extra_args)
         with target_environment(target):
             code = int(pytest.main(args))

@@ -6,12 +6,14 @@ import tomllib
 from pathlib import Path
 
 from ksentinel.config import Config
+from ksentinel.contract.settings import contract_settings
 from ksentinel.errors import ConfigError
 from ksentinel.schema.scope import SCOPE_KEYS, Scope
 
 
 def load_scope(config: Config, suite: Path | None = None) -> Scope | None:
     """The contract scope, or None (everything) when neither place defines one."""
+    contract_settings(config)  # every key of [contract] is known (a typo is a one-line error)
     section = {k: v for k, v in dict(config.contract).items() if k in SCOPE_KEYS}
     if section:
         return Scope.from_mapping(section)

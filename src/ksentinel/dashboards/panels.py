@@ -81,3 +81,17 @@ def runs_by_result(by: str, sel: str) -> TimeSeries:
         unit="ops",
         stacked=True,
     )
+
+
+def index_lag(by: str, sel: str, *, quantile: float = 0.95, name: str = "p95") -> TimeSeries:
+    """How long fresh writes took to show up in list/count (``ksentinel_index_lag_seconds``, by target)."""
+    return timeseries(
+        f"Search index lag {name} by target",
+        [(histogram_quantile(quantile, "ksentinel_index_lag_seconds_bucket", by, sel), legend(by))],
+        unit="s",
+        minimum=0,
+        description=(
+            "Seconds a probe's fresh write (created, updated or deleted entry) took to show up in "
+            "list/count: the target's search index lag (about 1 s on a real Kaltura)."
+        ),
+    )

@@ -22,6 +22,7 @@ from typing import Any
 from ksentinel.errors import FlowFailure
 from ksentinel.flows.core import FlowContext, flow
 from ksentinel.flows.entries import NO_CONTENT, READY, forget_later
+from ksentinel.flows.indexing import wait_listed
 from ksentinel.kaltura.transport import STEP_LABEL
 
 STEPS = ("browse.seed", "browse.list", "browse.page", "browse.get", "browse.list_nocache")
@@ -50,6 +51,11 @@ class Seed:
 
 def _objects(response: Any) -> list[dict[str, Any]]:
     return list(response.get("objects") or []) if isinstance(response, dict) else []
+
+
+def _total(response: Any) -> str | None:
+    total = response.get("totalCount") if isinstance(response, dict) else None
+    return None if total is None else str(total)
 
 
 def _filter(seed: Seed, object_type: str = "KalturaBaseEntryFilter") -> dict[str, Any]:
@@ -112,25 +118,27 @@ def _seed(ctx: FlowContext, keep: bool) -> Seed:
         seed.names[entry["id"]] = name
         if not keep:
             forget_later(ctx, entry["id"])
-    _wait_listed(ctx, seed)
+    _wait_listed(ctx, seed, time.monotonic())
     return seed
 
 
-def _wait_listed(ctx: FlowContext, seed: Seed) -> None:
-    """A search index may lag behind writes: wait (bounded) until every seeded entry is listed."""
-    deadline = time.monotonic() + ctx.options.ready_timeout
-    while True:
-        listed = ctx.api.call(
+def _wait_listed(ctx: FlowContext, seed: Seed, since: float) -> None:
+    """The search index lags behind writes: wait (bounded) until every seeded entry is listed."""
+
+    def complete(answer: Any) -> bool:
+        ids = {o.get("id") for o in _objects(answer)}
+        return _total(answer) == str(seed.count) and ids == set(seed.names)
+
+    wait_listed(
+        ctx,
+        lambda: ctx.api.call(
             "baseEntry", "list", filter=_filter(seed), pager=_pager(seed.count, 1), nocache=1
-        )
-        if str(listed.get("totalCount")) == str(seed.count):
-            return
-        ctx.check(
-            time.monotonic() < deadline,
-            f"{seed.count} seeded entries not all listed after {ctx.options.ready_timeout:.0f}s "
-            f"(totalCount {listed.get('totalCount')!r})",
-        )
-        time.sleep(ctx.options.poll_interval)
+        ),
+        complete,
+        what=f"the {seed.count} seeded entries not all listed",
+        since=since,
+        describe=lambda answer: f"totalCount {_total(answer)!r}, {len(_objects(answer))} listed",
+    )
 
 
 def _browse(ctx: FlowContext, seed: Seed) -> None:

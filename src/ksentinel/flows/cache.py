@@ -1,13 +1,18 @@
 """The cache flow: repeated reads hit, writes make reads fresh, nocache bypasses, nobody shares.
 
 The API's response cache is observed through its ``X-Kaltura`` header (``cached-dispatcher,<key>``
-on a hit, ``cache-key,<key>`` on a cacheable miss).
+or ``cached-with-extra-fields,<key>`` on a hit, ``cache-key,<key>`` on a cacheable miss; see
+:func:`ksentinel.kaltura.api.cache_status`). Lists lag behind writes (the search index), so the
+partner step first waits, bounded and with ``nocache``, until our own list shows our entry.
 """
 
 from __future__ import annotations
 
+import time
+
 from ksentinel.flows.core import FlowContext, flow
 from ksentinel.flows.entries import NO_CONTENT, add_entry
+from ksentinel.flows.indexing import listed_ids, wait_listed
 
 STEPS = (
     "cache.seed",
@@ -55,6 +60,7 @@ def cache_flow(ctx: FlowContext) -> None:
             entryId=entry_id,
             baseEntry={"objectType": "KalturaBaseEntry", "name": "ksentinel cache after"},
         )
+        written = time.monotonic()
         after = api.call_raw("baseEntry", "get", entryId=entry_id)
         name = after.unwrap().get("name")
         ctx.check(
@@ -91,11 +97,19 @@ def cache_flow(ctx: FlowContext) -> None:
                 "statusEqual": NO_CONTENT,
             }
         }
+        wait_listed(
+            ctx,
+            lambda: api.call("baseEntry", "list", nocache=1, **query),
+            lambda answer: entry_id in listed_ids(answer),
+            what=f"our entry {entry_id} not listed in our own list",
+            since=written,
+            describe=lambda answer: f"ids {listed_ids(answer)}",
+        )
+        api.call("baseEntry", "list", **query)  # now that the index shows it: cache our list
         ours = api.call("baseEntry", "list", **query)
-        api.call("baseEntry", "list", **query)  # make sure it is cached
         ctx.check(
-            entry_id in {o.get("id") for o in ours.get("objects") or []},
-            "our own list does not show our entry",
+            entry_id in listed_ids(ours),
+            "our own list does not show our entry (a nocache list did: the cache served a stale list)",
         )
         theirs = ctx.api_as(peer_ks).call_raw("baseEntry", "list", **query)
         leaked = entry_id in {o.get("id") for o in (theirs.unwrap().get("objects") or [])}

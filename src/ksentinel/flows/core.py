@@ -36,7 +36,8 @@ class FlowOptions:
 
     upload_bytes: int = 512 * 1024
     chunk_bytes: int = 128 * 1024
-    ready_timeout: float = 60.0
+    #: how long an upload may take to convert (IMPORT/PRECONVERT -> READY); drivers may lower it
+    ready_timeout: float = 300.0
     poll_interval: float = 0.2
     list_seed: int = 7
     list_page_size: int = 3

@@ -1,9 +1,19 @@
-"""The upload flow: token, chunked upload, entry from the token, READY, listed, content intact."""
+"""The upload flow: token, chunked upload, entry from the token, READY, listed, content intact.
+
+The upload is real, playable media (the shipped 1 s sample padded with a per-run ``free`` box to
+``options.upload_bytes``; see flows/media/README.md), so a real platform converts it to READY.
+Conversion is asynchronous (``wait_ready``), the READY entry shows up in lists only once the search
+index has caught up (``wait_listed``), and the download may be redirected to a CDN host
+(``KalturaApi.download`` follows it).
+"""
 
 from __future__ import annotations
 
+import time
+
 from ksentinel.flows.core import FlowContext, flow
 from ksentinel.flows.entries import READY, content, forget_later, sha256, wait_ready
+from ksentinel.flows.indexing import listed_ids, wait_listed
 
 STEPS = (
     "upload.token_add",
@@ -88,15 +98,24 @@ def upload_flow(ctx: FlowContext) -> None:
 
     with ctx.step("upload.wait_ready"):
         entry = wait_ready(ctx, entry_id)
+    ready_seen = time.monotonic()  # get is immediate: the index learns of READY from now on
 
     with ctx.step("upload.listed"):
-        listed = api.call(
-            "baseEntry",
-            "list",
-            filter={"objectType": "KalturaBaseEntryFilter", "idIn": entry_id, "statusEqual": READY},
+        listed = wait_listed(
+            ctx,
+            lambda: api.call(
+                "baseEntry",
+                "list",
+                filter={"objectType": "KalturaBaseEntryFilter", "idIn": entry_id, "statusEqual": READY},
+                nocache=1,
+            ),
+            lambda answer: entry_id in listed_ids(answer),
+            what=f"READY entry {entry_id} not listed",
+            since=ready_seen,
+            describe=lambda answer: f"ids {listed_ids(answer)}",
         )
-        ids = [item.get("id") for item in listed.get("objects") or []]
-        ctx.check(ids == [entry_id], f"the READY entry is not listed (got {ids})")
+        ids = listed_ids(listed)
+        ctx.check(ids == [entry_id], f"idIn={entry_id} listed other entries too (got {ids})")
 
     with ctx.step("upload.content_match"):
         url = entry.get("downloadUrl")

@@ -11,16 +11,17 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urljoin, urlsplit
 
 from ksentinel import __version__
 from ksentinel.errors import KalturaApiError
 from ksentinel.kaltura.redact import redact, redact_value, register_secret
-from ksentinel.kaltura.transport import HttpRequest, HttpxTransport, Transport
+from ksentinel.kaltura.transport import HttpRequest, HttpxTransport, Transport, TransportTimeout
 from ksentinel.kaltura.wire import (
     FORMAT_JSON,
     FORMAT_XML,
@@ -33,17 +34,59 @@ from ksentinel.kaltura.wire import (
     json_params,
 )
 
-__all__ = ["ApiResponse", "KalturaApi", "MultiRequest", "MultiRequestItem", "Null", "flatten"]
+__all__ = [
+    "ApiResponse",
+    "CacheStatus",
+    "KalturaApi",
+    "MultiRequest",
+    "MultiRequestItem",
+    "Null",
+    "cache_status",
+    "flatten",
+]
 
 logger = logging.getLogger(__name__)
 
 API_VERSION = "23.10.0"
 DEFAULT_CHUNK_SIZE = 5 * 1024 * 1024
 _CACHE_MARKERS = ("cached-dispatcher", "cache-key", "cached-with-extra-fields", "cached-warmup-")
+_HIT_MARKERS = ("cached-dispatcher", "cached-with-extra-fields")
+_MISS_MARKERS = ("cache-key",)
+#: ``download`` follows at most this many redirects (a CDN answer is one or two hops away)
+MAX_REDIRECTS = 5
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # KalturaUploadTokenStatus
 _TOKEN_PENDING, _TOKEN_PARTIAL, _TOKEN_FULL, _TOKEN_CLOSED = 0, 1, 2, 3
 
 Encoding = Literal["json", "form"]
+CacheStatus = Literal["hit", "miss", "unknown"]
+
+
+def cache_status(headers: Mapping[str, str]) -> CacheStatus:
+    """What the ``X-Kaltura`` header says about the API response cache: ``hit``, ``miss`` or ``unknown``.
+
+    - ``hit``: ``cached-dispatcher,<key>,<secs>`` or ``cached-with-extra-fields,<key>,<secs>`` (a hit
+      whose key also carries "extra fields" such as the referrer or country; kaltura-api-v3.md section 6).
+    - ``miss``: ``cache-key,<key>`` (computed now, stored for the next caller).
+    - ``unknown``: anything else (no header, ``error-<CODE>``) and ``cached-warmup-<proto>,<key>``: that
+      marker is put on the server's own warm-up request (sent with ``X-KALTURA-WARM-CACHE`` shortly
+      before a cached answer expires, which a client never sends), and on its own it does not say
+      whether the answer was recomputed (older ``KalturaResponseCacher``: always) or still served from
+      the cache (newer ones add the warm-up marker and go on looking the key up); counting it as a
+      hit or a miss would guess. When the server adds a hit or miss marker next to it (repeated
+      headers are joined with ``, ``), that marker decides.
+    """
+    value = ""
+    for name, text in headers.items():
+        if name.lower() == "x-kaltura":
+            value = str(text)
+            break
+    parts = [part.strip().lower() for part in value.split(",")]
+    if any(part.startswith(_HIT_MARKERS) for part in parts):
+        return "hit"
+    if any(part.startswith(_MISS_MARKERS) for part in parts):
+        return "miss"
+    return "unknown"
 
 
 @dataclass(frozen=True)
@@ -64,8 +107,8 @@ class ApiResponse:
 
     @property
     def cache_hit(self) -> bool:
-        """The ``X-Kaltura`` header says the answer came from the API cache."""
-        return self.headers.get("X-Kaltura", "").startswith("cached-dispatcher")
+        """The ``X-Kaltura`` header says the answer came from the API cache (see :func:`cache_status`)."""
+        return cache_status(self.headers) == "hit"
 
     @property
     def cache_key(self) -> str | None:
@@ -270,10 +313,43 @@ class KalturaApi:
         )
 
     def download(self, url: str) -> bytes:
-        """GET ``url`` (an entry's ``downloadUrl``) through this client's transport and deadline."""
-        response = self.transport.send(
-            HttpRequest("GET", url, {"User-Agent": f"ksentinel/{__version__}"}, None, self.timeout)
-        )
+        """GET ``url`` (an entry's ``downloadUrl``) through this client's transport, within one deadline.
+
+        A real platform answers the ``playManifest`` URL with a redirect to a CDN host that serves the
+        bytes, so up to :data:`MAX_REDIRECTS` redirects (301/302/303/307/308; a relative ``Location``
+        is resolved against the current URL) are followed here, across hosts (the transport itself
+        never follows them). Every hop sends the ``User-Agent`` and nothing else: never a KS, a
+        secret, ``Authorization`` or ``Cookie``, since a redirect may lead to any host.
+        """
+        headers = {"User-Agent": f"ksentinel/{__version__}"}  # nothing else, on any host
+        deadline = time.monotonic() + self.timeout
+        current = url
+        for hop in range(MAX_REDIRECTS + 1):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TransportTimeout(f"download: no content within {self.timeout:g}s ({hop} redirects)")
+            response = self.transport.send(HttpRequest("GET", current, headers, None, left))
+            if response.status not in _REDIRECT_STATUSES:
+                break
+            location = response.headers.get("Location", "").strip()
+            if not location:
+                raise KalturaApiError(
+                    f"HTTP_{response.status}",
+                    f"download answered HTTP {response.status} without a Location",
+                    http_status=response.status,
+                )
+            target = urljoin(current, location)
+            if urlsplit(target).scheme not in ("http", "https"):
+                raise KalturaApiError(
+                    "BAD_REDIRECT", f"download redirected to a {urlsplit(target).scheme or 'relative'} URL"
+                )
+            current = target
+        else:
+            raise KalturaApiError(
+                "TOO_MANY_REDIRECTS",
+                f"download redirected more than {MAX_REDIRECTS} times (last to {_origin(current)})",
+                http_status=response.status,
+            )
         if response.status != 200:
             raise KalturaApiError(
                 f"HTTP_{response.status}",
@@ -375,6 +451,11 @@ class KalturaApi:
             f"KalturaApi({redact(self.base_url)!r}, partner_id={self.partner_id!r}, "
             f"format={self.format}, encoding={self.encoding!r}, ks={ks!r})"
         )
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.netloc else url[:60]
 
 
 def _type_name(value: object) -> str:

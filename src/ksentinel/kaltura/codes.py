@@ -20,6 +20,10 @@ ERROR_CODES: frozenset[str] = frozenset(
         "TRANSPORT",
         # HTTP statuses
         *(f"HTTP_{status}" for status in (400, 401, 403, 404, 405, 408, 413, 429, 500, 502, 503, 504)),
+        *(f"HTTP_{status}" for status in (301, 302, 303, 307, 308)),  # a redirect without Location
+        # downloads: more than 5 redirects, or one to a URL that is not http(s)
+        "TOO_MANY_REDIRECTS",
+        "BAD_REDIRECT",
         # an answer that is not a Kaltura answer at all (garbage, HTML, truncated JSON)
         "KSENTINEL_BAD_RESPONSE",
         # KalturaAPIException codes of the actions the flows call

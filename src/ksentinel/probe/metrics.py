@@ -15,6 +15,7 @@
     ksentinel_probe_in_progress{target,flow}                 gauge, a run (or its clean-up) is running
     ksentinel_probe_interval_seconds{target,flow}            gauge, the configured interval
     ksentinel_probe_timeout_seconds{target,flow}             gauge, the configured timeout
+    ksentinel_index_lag_seconds{target}                      histogram, fresh write -> seen in list/count
 
 :class:`ProbeMetrics` keeps plain numbers under one lock and writes the text exposition format
 (0.0.4) itself: each series' ``name{labels} `` prefix is built once, when the series first appears,
@@ -40,6 +41,8 @@ from ksentinel.probe.run import Outcome
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+#: the search index lag: a real Kaltura's is about a second; the flows give up after 30 s by default
+LAG_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 STALE_STEP = "cache.write_fresh"
 
 Key = tuple[str, ...]
@@ -105,12 +108,13 @@ class _Histogram:
     joining strings, however many runs happened since the last one.
     """
 
-    __slots__ = ("counts", "template", "text", "total")
+    __slots__ = ("buckets", "counts", "template", "text", "total")
 
-    def __init__(self, name: str, labels: str) -> None:
-        self.counts = [0] * (len(BUCKETS) + 1)
+    def __init__(self, name: str, labels: str, buckets: tuple[float, ...] = BUCKETS) -> None:
+        self.buckets = buckets
+        self.counts = [0] * (len(buckets) + 1)
         self.total = 0.0
-        bounds = [repr(b) for b in BUCKETS] + ["+Inf"]
+        bounds = [repr(b) for b in buckets] + ["+Inf"]
         prefixes = [f'{name}_bucket{{{labels},le="{bound}"}} ' for bound in bounds]
         prefixes += [f"{name}_sum{{{labels}}} ", f"{name}_count{{{labels}}} "]
         escaped = [p.replace("{", "{{").replace("}", "}}") for p in prefixes]
@@ -118,17 +122,23 @@ class _Histogram:
             "".join(f"{p}{{}}\n" for p in escaped[:-2]) + f"{escaped[-2]}{{!r}}\n{escaped[-1]}{{}}\n"
         )
         self.text = b""
+        self._render()
 
     def observe(self, value: float) -> None:
-        index = next((i for i, bound in enumerate(BUCKETS) if value <= bound), len(BUCKETS))
+        buckets = self.buckets
+        index = next((i for i, bound in enumerate(buckets) if value <= bound), len(buckets))
         self.counts[index] += 1
         self.total += value
+        self._render()
+
+    def _render(self) -> None:
         cumulative = list(accumulate(self.counts))
         self.text = self.template.format(*cumulative, self.total, cumulative[-1]).encode()
 
 
 PAIR = ("target", "flow")
 STEP_DURATION = "ksentinel_probe_step_duration_seconds"
+INDEX_LAG = "ksentinel_index_lag_seconds"
 
 
 class ProbeMetrics:
@@ -199,10 +209,16 @@ class ProbeMetrics:
         self._steps_header = (
             f"# HELP {STEP_DURATION} Duration of flow steps\n# TYPE {STEP_DURATION} histogram\n".encode()
         )
+        self.lags: dict[Key, _Histogram] = {}
+        self._lags_order: list[Key] = []
+        self._lags_header = (
+            f"# HELP {INDEX_LAG} Seconds a fresh write of a flow took to show up in list/count "
+            f"(the search index lag)\n# TYPE {INDEX_LAG} histogram\n"
+        ).encode()
         self._families = (
             self.success,
             self.duration,
-            None,  # the histogram goes here
+            "steps",  # the step histograms go here
             self.runs,
             self.last_success,
             self.api_errors,
@@ -213,6 +229,7 @@ class ProbeMetrics:
             self.in_progress,
             self.interval,
             self.timeout,
+            "lags",  # the index lag histograms
         )
         self._process: CollectorRegistry | None = None
         if process:
@@ -235,6 +252,7 @@ class ProbeMetrics:
                 for result in CACHE_RESULTS:
                     self.cache.setdefault((pair.target, result), 0)
                 self.stale.setdefault((pair.target,), 0)
+                self._lag_histogram(pair.target)
 
     def set_in_progress(self, target: str, flow: str, running: bool) -> None:
         with self._lock:
@@ -279,6 +297,19 @@ class ProbeMetrics:
                 self.step_failures.inc((*key, step_label(flow, outcome.failed_step)))
             else:
                 self.cleanup_errors.inc(key, len(outcome.cleanup_errors))
+            if outcome.index_lags:
+                lag = self._lag_histogram(target)
+                for seconds in outcome.index_lags:
+                    lag.observe(max(0.0, float(seconds)))
+
+    def _lag_histogram(self, target: str) -> _Histogram:
+        """The target's index lag histogram (created with zero counts); call with the lock held."""
+        histogram = self.lags.get((target,))
+        if histogram is None:
+            labels = _labels(("target",), (target,))
+            histogram = self.lags[(target,)] = _Histogram(INDEX_LAG, labels, LAG_BUCKETS)
+            self._lags_order = sorted(self.lags)
+        return histogram
 
     def last_result(self, target: str, flow: str) -> float | None:
         with self._lock:
@@ -299,11 +330,15 @@ class ProbeMetrics:
         with self._lock:
             parts: list[bytes] = []
             for family in self._families:
-                if family is None:
+                if family == "steps":
                     parts.append(self._steps_header)
                     steps = self.steps
                     parts += [steps[key].text for key in self._steps_order]
-                else:
+                elif family == "lags":
+                    parts.append(self._lags_header)
+                    lags = self.lags
+                    parts += [lags[key].text for key in self._lags_order]
+                elif isinstance(family, _Family):
                     parts.append(family.render())
         if self._process is not None:
             parts.append(generate_latest(self._process))
@@ -334,4 +369,11 @@ def probe_registry(outcome: Outcome) -> CollectorRegistry:
         totals[label] = totals.get(label, 0.0) + step.duration
     for label, total in totals.items():
         steps.labels(step=label).set(total)
+    if outcome.index_lags:  # only runs that wrote and then listed: the session flow never has it
+        lag = Gauge(
+            "probe_index_lag_seconds",
+            "Longest time a fresh write of the run took to show up in list/count (the search index lag)",
+            registry=registry,
+        )
+        lag.set(max(outcome.index_lags))
     return registry

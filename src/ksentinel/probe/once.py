@@ -7,6 +7,7 @@ Each (target, flow) runs once, one after the other, with the same runner, timeou
 from __future__ import annotations
 
 import asyncio
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -46,12 +47,37 @@ def run_pass(targets: Mapping[str, ProbeTarget], pairs: Sequence[Pair], options:
     return PassResult(asyncio.run(main()))
 
 
+def lag_stats(lags: Sequence[float]) -> tuple[int, float, float] | None:
+    """``(count, median, max)`` of index lag observations, or None without any."""
+    if not lags:
+        return None
+    return len(lags), float(statistics.median(lags)), float(max(lags))
+
+
+def format_lag(lags: Sequence[float]) -> str:
+    """``median 1.02s, max 1.41s (3 writes)``; empty without observations."""
+    stats = lag_stats(lags)
+    if stats is None:
+        return ""
+    count, median, longest = stats
+    return f"median {median:.2f}s, max {longest:.2f}s ({count} write{'s' if count != 1 else ''})"
+
+
 def render_table(result: PassResult) -> str:
-    """Flows and their steps with durations and results; a failed step shows its reason."""
-    rows: list[tuple[str, str, str, str, str]] = [("TARGET", "FLOW", "STEP", "RESULT", "DURATION")]
+    """Flows and their steps with durations and results; a failed step shows its reason.
+
+    An ``INDEX LAG`` column (how long fresh writes took to show up in list/count) appears on the flow
+    rows when a run observed any.
+    """
+    lagged = any(o.index_lags for o in result.outcomes)
+    header = ("TARGET", "FLOW", "STEP", "RESULT", "DURATION") + (("INDEX LAG",) if lagged else ())
+    rows: list[tuple[str, ...]] = [header]
     notes: list[str] = []
     for outcome in result.outcomes:
-        rows.append((outcome.target, outcome.flow, "", outcome.result.upper(), f"{outcome.duration:.3f}s"))
+        lag = (format_lag(outcome.index_lags),) if lagged else ()
+        rows.append(
+            (outcome.target, outcome.flow, "", outcome.result.upper(), f"{outcome.duration:.3f}s", *lag)
+        )
         for name, count, total, ok in merged_steps(outcome):
             label = f"{name} x{count}" if count > 1 else name
             rows.append(("", "", label, "ok" if ok else "FAILED", f"{total:.3f}s"))
@@ -65,10 +91,11 @@ def render_table(result: PassResult) -> str:
             notes.append(f"{outcome.target}/{outcome.flow}{where}{code}: {outcome.reason}")
         for error in outcome.cleanup_errors:
             notes.append(f"{outcome.target}/{outcome.flow} clean-up: {error}")
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    columns = len(header)
+    widths = [max(len(row[i]) for row in rows if i < len(row)) for i in range(columns)]
     lines = [
         "  ".join(
-            cell.ljust(widths[i]) if i < 4 else cell.rjust(widths[i]) for i, cell in enumerate(row)
+            cell.rjust(widths[i]) if i == 4 else cell.ljust(widths[i]) for i, cell in enumerate(row)
         ).rstrip()
         for row in rows
     ]

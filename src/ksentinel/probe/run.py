@@ -28,7 +28,7 @@ from ksentinel.errors import KsentinelError
 from ksentinel.flows import Credentials, FlowContext, FlowOptions, FlowResult, Sessions, StepResult, get_flow
 from ksentinel.flows.core import run_flow
 from ksentinel.kaltura import redact as redact_module
-from ksentinel.kaltura.api import KalturaApi
+from ksentinel.kaltura.api import KalturaApi, cache_status
 from ksentinel.kaltura.redact import redact
 from ksentinel.kaltura.transport import (
     STEP_LABEL,
@@ -104,6 +104,8 @@ class Outcome:
     timed_out: bool = False
     cleanup_errors: list[str] = field(default_factory=list)
     finished_at: float = 0.0
+    #: seconds each fresh write of the run took to show up in list/count (the search index lag)
+    index_lags: list[float] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -167,12 +169,7 @@ class RunTransport:
             return None
         if response.status != 200 or (request.body and b"nocache" in request.body):
             return None
-        header = response.headers.get("X-Kaltura", "").strip().lower()
-        if header.startswith("cached-"):
-            return "hit"
-        if header.startswith("cache-key"):
-            return "miss"
-        return "unknown"
+        return cache_status(response.headers)
 
 
 class Run:
@@ -200,6 +197,7 @@ class Run:
         self.started = time.perf_counter()
         self.deadline = time.monotonic() + timeout
         self._steps: list[StepResult] = []
+        self._lags: list[float] = []
         self._lock = threading.Lock()
 
     def note(self, line: str) -> None:
@@ -220,6 +218,16 @@ class Run:
         verdict = "ok" if step.ok else f"FAILED{f' [{step.code}]' if step.code else ''}: {step.reason}"
         self.note(f"step {step.name} {verdict} ({step.duration:.3f}s)")
 
+    def lags(self) -> list[float]:
+        with self._lock:
+            return list(self._lags)
+
+    def _on_lag(self, seconds: float) -> None:
+        """A fresh write showed up in list/count after ``seconds`` (kept even if the run times out)."""
+        with self._lock:
+            self._lags.append(seconds)
+        self.note(f"index lag: a fresh write was listed after {seconds:.3f}s")
+
     def execute(self) -> Outcome:
         """Run the flow and its clean-up; never raises."""
         self.started = time.perf_counter()
@@ -235,7 +243,13 @@ class Run:
                 timeout=api_timeout,
                 transport=transport,
             ) as api:
-                ctx = FlowContext(api, self.target.sessions, options=self.options, listeners=(self._on_step,))
+                ctx = FlowContext(
+                    api,
+                    self.target.sessions,
+                    options=self.options,
+                    listeners=(self._on_step,),
+                    lag_listeners=(self._on_lag,),
+                )
                 result = run_flow(flow_def, ctx)
             outcome = self._from_result(result)
         except Exception as exc:  # a flow bug or an answer no flow expected: an error, not a crash
@@ -289,6 +303,7 @@ class Run:
             result=result,
             duration=time.perf_counter() - self.started,
             steps=self.steps(),
+            index_lags=self.lags(),
             reason=reason.splitlines()[0][:300] if reason else "",
             failed_step=step,
             code=code,

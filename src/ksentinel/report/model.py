@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ksentinel.kaltura.redact import redact, redact_value
 
-OUTCOMES = ("failed", "error", "passed", "skipped")
+#: ``advisory``: worth knowing, not a broken contract (a real Kaltura echoing a refused KS); never fails
+OUTCOMES = ("failed", "error", "advisory", "passed", "skipped")
 
 
 @dataclass
@@ -17,17 +19,23 @@ class CheckResult:
     kind: str  # "action" | "flow" | "caching" | "security"
     subject: str  # "baseEntry.get", "upload", "ks.tampered"
     name: str  # the test's name
-    outcome: str  # passed | failed | error | skipped
+    outcome: str  # passed | failed | error | advisory | skipped
     duration: float = 0.0
     rule: str = ""  # the rule it broke ("error_envelope_conformance", "upload.content_match")
     message: str = ""
     request: dict[str, Any] | None = None
     response: dict[str, Any] | None = None
     steps: list[dict[str, Any]] = field(default_factory=list)
+    #: seconds each fresh write of a flow took to show up in list/count (the search index lag)
+    index_lags: list[float] = field(default_factory=list)
+    #: the evidence of an advisory (or strict) finding: request, code, where; KS values masked
+    findings: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.message = redact(self.message)
         self.rule = redact(self.rule)
+        self.findings = [redact_value("finding", dict(f)) for f in self.findings if isinstance(f, dict)]
+        self.index_lags = [float(v) for v in self.index_lags if isinstance(v, int | float)]
         if self.request is not None:
             self.request = redact_value("request", self.request)
         if self.response is not None:
@@ -61,6 +69,26 @@ class ContractSection:
         ):
             groups.setdefault(result.kind, []).append(result)
         return groups
+
+    def advisories(self) -> list[CheckResult]:
+        return [r for r in self.results if r.outcome == "advisory"]
+
+    def index_lags(self) -> list[dict[str, Any]]:
+        """Per flow check that observed any: ``subject``, ``count``, ``median`` and ``max`` seconds."""
+        rows = []
+        for result in sorted(self.results, key=lambda r: (r.subject, r.name)):
+            if result.index_lags:
+                lags = result.index_lags
+                rows.append(
+                    {
+                        "subject": result.subject,
+                        "name": result.name,
+                        "count": len(lags),
+                        "median": round(float(statistics.median(lags)), 4),
+                        "max": round(max(lags), 4),
+                    }
+                )
+        return rows
 
 
 STAGE_STATUSES = ("passed", "failed", "error", "skipped", "interrupted")

@@ -4,13 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from ksentinel.probe.once import PassResult, merged_steps
+from ksentinel.probe.once import PassResult, lag_stats, merged_steps
+
+
+def index_lag(lags: list[float]) -> dict[str, Any] | None:
+    """``{"count", "median", "max"}`` (seconds) of index lag observations, or None without any."""
+    stats = lag_stats(lags)
+    if stats is None:
+        return None
+    count, median, longest = stats
+    return {"count": count, "median": round(median, 4), "max": round(longest, 4)}
 
 
 def probe_section(result: PassResult) -> dict[str, Any]:
-    """Flows with their steps (a repeated step is one row with its count), reasons of failures."""
+    """Flows with their steps (a repeated step is one row with its count), reasons of failures.
+
+    ``index_lag`` (per flow, and per target in ``index_lags``) says how long the flows' fresh writes
+    took to show up in list/count: the target's search index lag.
+    """
     flows = []
+    by_target: dict[str, list[float]] = {}
     for outcome in result.outcomes:
+        if outcome.index_lags:
+            by_target.setdefault(outcome.target, []).extend(outcome.index_lags)
         flows.append(
             {
                 "target": outcome.target,
@@ -23,6 +39,7 @@ def probe_section(result: PassResult) -> dict[str, Any]:
                 "reason": outcome.reason,
                 "timed_out": outcome.timed_out,
                 "cleanup_errors": list(outcome.cleanup_errors),
+                "index_lag": index_lag(outcome.index_lags),
                 "steps": [
                     {"name": name, "count": count, "duration": round(total, 4), "ok": ok}
                     for name, count, total, ok in merged_steps(outcome)
@@ -30,4 +47,11 @@ def probe_section(result: PassResult) -> dict[str, Any]:
             }
         )
     failed = sum(1 for flow in flows if not flow["ok"])
-    return {"ok": failed == 0, "flows": flows, "succeeded": len(flows) - failed, "failed": failed}
+    lags = [{"target": target, **(index_lag(values) or {})} for target, values in sorted(by_target.items())]
+    return {
+        "ok": failed == 0,
+        "flows": flows,
+        "succeeded": len(flows) - failed,
+        "failed": failed,
+        "index_lags": lags,
+    }
