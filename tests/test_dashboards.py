@@ -36,9 +36,8 @@ from ksentinel.slo import parse_slo
 REPO = Path(__file__).resolve().parents[1]
 SUITE = REPO / "dashboards"
 TITLES = {"Kaltura API overview", "Flow detail", "Load run"}
-# the default [slo]: two objective groups (every flow but upload; upload with its own 300 s latency),
-# each with a page and a ticket rule per budget burn (2 x 2 x 2), plus the four shared alerts
-DEFAULT_RULES = 12
+# the default [slo]: one objective group, a page and a ticket rule per budget burn, plus four shared alerts
+DEFAULT_RULES = 8
 
 
 @pytest.fixture(scope="module")
@@ -169,13 +168,11 @@ def test_default_rules_are_the_classic_burn_windows(built: Any) -> None:
     rules = rules_by_name(built.groups)
     assert set(ALERT_NAMES) <= set(rules)
     page = next(r for r in rules["KalturaFlowErrorBudgetBurn"] if r.labels["severity"] == "page")
-    # the default objective's rules leave out the upload flow, which has its own latency objective
-    assert '{flow!~"upload"}' in page.expr
-    expr = page.expr.replace('{flow!~"upload"}', "")
+    expr = page.expr
     assert "ratio_rate1h > (14.4 * 0.01) and target_flow:ksentinel_probe_runs_failed:ratio_rate5m" in expr
     assert "ratio_rate6h > (6 * 0.01) and target_flow:ksentinel_probe_runs_failed:ratio_rate30m" in expr
     ticket = next(r for r in rules["KalturaFlowErrorBudgetBurn"] if r.labels["severity"] == "ticket")
-    texpr = ticket.expr.replace('{flow!~"upload"}', "")
+    texpr = ticket.expr
     assert "ratio_rate1d > (3 * 0.01)" in texpr and "ratio_rate2h > (3 * 0.01)" in texpr
     assert "ratio_rate3d > (1 * 0.01)" in texpr and "ratio_rate6h > (1 * 0.01)" in texpr
     assert (page.for_seconds, ticket.for_seconds) == (120, 900)
@@ -203,9 +200,9 @@ def test_windows_scale_with_the_slo_window_but_not_below_the_minimum() -> None:
     )
     # 7d/30d of 1h = 14m, of 5m = 70s, of 6h = 1h24m, of 30m = 7m; budget 0.001
     assert "ratio_rate14m > (14.4 * 0.001) and target_flow:ksentinel_probe_runs_failed:ratio_rate1m10s" in (
-        page.expr.replace('{flow!~"upload"}', "")
+        page.expr
     )
-    assert "ratio_rate1h24m > (6 * 0.001)" in page.expr.replace('{flow!~"upload"}', "")
+    assert "ratio_rate1h24m > (6 * 0.001)" in page.expr
     short = generate_rules(
         parse_slo({"default_flow": {"window": "10m"}}),
         parse_settings({"min_rate_window": "10s", "for": "2s"}),

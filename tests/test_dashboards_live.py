@@ -53,6 +53,9 @@ jitter = 0.0
 [slo.default_flow]
 window = "10m"
 
+[reference]  # realistic, with a search index lag that fits the 1.8 s run timeout above
+index_lag = 0.3
+
 [dashboards]
 for = "2s"
 probe_absent_for = "1m"  # Prometheus evaluates before its first scrape: no data yet is not an outage

@@ -101,6 +101,10 @@ def test_every_flow_passes_through_each_behaviour_alone_and_all_at_once(
             assert lags and all(lag > 0 for lag in lags), (name, lags)
             # the lag the proxy imposed (at least LAG * (1 - jitter)) is what the flow observed
             assert max(lags) >= 0.4 * LAG, (name, step, lags)
+            # and the step says it waited: the wait is not API latency (StepResult.active)
+            waited = [s for s in results[name].steps if s.name == step]
+            assert waited and max(s.waited for s in waited) > 0, (name, step, waited)
+            assert all(s.active < s.duration for s in waited if s.waited), (name, step, waited)
     if BEHAVIOURS[behaviour].get("extra_fields"):
         assert stats["extra_fields"] > 0, stats
     if BEHAVIOURS[behaviour].get("redirect"):

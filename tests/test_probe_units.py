@@ -307,3 +307,33 @@ def test_the_once_table_has_no_lag_column_without_lags() -> None:
     table = render_table(PassResult([plain]))
     assert table.splitlines()[0].split() == ["TARGET", "FLOW", "STEP", "RESULT", "DURATION"]
     assert "median" not in table
+
+
+def _gauge(metrics: ProbeMetrics, name: str, flow: str) -> float:
+    for family in text_string_to_metric_families(metrics.text()):
+        for sample in family.samples:
+            if sample.name == name and sample.labels.get("flow") == flow:
+                return sample.value
+    raise AssertionError(f"{name}{{flow={flow}}} not exported")
+
+
+def test_the_run_duration_leaves_out_the_deliberate_waits_and_exports_them_apart() -> None:
+    """A real Kaltura converts for minutes: that wait must not count against the flow latency objective."""
+    steps = [
+        StepResult("upload", "upload.add_entry", 0.05, True),
+        StepResult("upload", "upload.wait_ready", 95.0, True, waited=94.7),
+        StepResult("upload", "upload.listed", 1.6, True, waited=1.5),
+    ]
+    outcome = Outcome("t", "upload", "success", 96.8, steps, finished_at=time.time())
+    assert outcome.waited == pytest.approx(96.2)
+    assert outcome.active == pytest.approx(0.6)
+    metrics = ProbeMetrics(process=False)
+    metrics.configure([Pair("t", "upload", 60.0, 300.0)])
+    metrics.record(outcome)
+    assert _gauge(metrics, "ksentinel_probe_duration_seconds", "upload") == pytest.approx(0.6)
+    assert _gauge(metrics, "ksentinel_probe_wait_seconds", "upload") == pytest.approx(96.2)
+    # a timed-out run counts whole: it was slow whatever it waited for
+    timed = Outcome("t", "upload", "error", 300.0, steps, timed_out=True, finished_at=time.time())
+    assert timed.active == 300.0
+    metrics.record(timed)
+    assert _gauge(metrics, "ksentinel_probe_duration_seconds", "upload") == 300.0

@@ -39,7 +39,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from ksentinel.config.values import describe as _describe
@@ -69,12 +69,6 @@ DEFAULT_STEPS: Mapping[str, tuple[float, float]] = {
     "upload.chunk": (1.0, 2.0),
     "upload.content_match": (2.0, 4.0),
 }
-
-#: Built-in latency objective (seconds per probe run) of flows that wait for the platform's asynchronous
-#: work: the upload flow waits until the upload is converted, which takes minutes on a busy real
-#: Kaltura (its default wait bound, ``FlowOptions.ready_timeout``, is 300 s). What
-#: ``[slo.flows.NAME] latency_seconds`` means when the file does not set it.
-DEFAULT_FLOW_LATENCIES: Mapping[str, float] = {"upload": 300.0}
 
 #: What each absent key means (documented in docs/slo.md).
 DEFAULTS: Mapping[str, Any] = {
@@ -136,11 +130,7 @@ class SloSpec:
         default_factory=lambda: {name: LatencyObjective(*values) for name, values in DEFAULT_STEPS.items()}
     )
     default_flow: FlowObjective = field(default_factory=FlowObjective)
-    flows: Mapping[str, FlowObjective] = field(
-        default_factory=lambda: {
-            name: FlowObjective(latency_seconds=seconds) for name, seconds in DEFAULT_FLOW_LATENCIES.items()
-        }
-    )
+    flows: Mapping[str, FlowObjective] = field(default_factory=dict)
 
     def step(self, name: str) -> LatencyObjective:
         """The objective of step ``name``: its own table, else ``[slo.default_step]``."""
@@ -213,14 +203,11 @@ def _parse(
         _check_name(name, known_steps, path, "step")
         steps[name] = _latency(step_table, path, steps.get(name, default_step))
     default_flow = _flow(table.get("default_flow", {}), f"{where}.default_flow", FlowObjective())
-    flows: dict[str, FlowObjective] = {
-        name: replace(default_flow, latency_seconds=seconds)
-        for name, seconds in DEFAULT_FLOW_LATENCIES.items()
-    }
+    flows: dict[str, FlowObjective] = {}
     for name, flow_table in _table(table.get("flows", {}), f"{where}.flows").items():
         path = f"{where}.flows.{_quote(name)}"
         _check_name(name, known_flows, path, "flow")
-        flows[name] = _flow(flow_table, path, flows.get(name, default_flow))
+        flows[name] = _flow(flow_table, path, default_flow)
     return SloSpec(default_step=default_step, steps=steps, default_flow=default_flow, flows=flows, **values)
 
 

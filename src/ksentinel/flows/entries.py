@@ -99,7 +99,7 @@ def wait_ready(ctx: FlowContext, entry_id: str) -> dict[str, Any]:
             left > 0,
             f"entry {entry_id} not READY after {timeout:g} s (ready_timeout); last status {status_name(entry)}",
         )
-        time.sleep(min(interval, left))
+        ctx.pause(min(interval, left))
         interval = min(READY_POLL_MAX, interval * READY_POLL_GROWTH)
 
 

@@ -58,7 +58,7 @@ def wait_listed(
         left = deadline - time.monotonic()
         if left <= 0:
             break
-        time.sleep(min(interval, left))
+        ctx.pause(min(interval, left))
         interval = min(MAX_INTERVAL, interval * GROWTH)
     waited = time.monotonic() - since
     last = f"; last answer: {describe(answer)}" if describe is not None else ""

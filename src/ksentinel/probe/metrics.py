@@ -3,7 +3,8 @@
 ``/metrics`` (ARCHITECTURE.md section 6, plus a few for dashboards; docs/probes.md lists them all)::
 
     ksentinel_probe_success{target,flow}                     gauge 0/1, last run
-    ksentinel_probe_duration_seconds{target,flow}            gauge, last run
+    ksentinel_probe_duration_seconds{target,flow}            gauge, last run without its deliberate waits
+    ksentinel_probe_wait_seconds{target,flow}                gauge, the last run's deliberate waits
     ksentinel_probe_step_duration_seconds{target,flow,step}  histogram
     ksentinel_probe_runs_total{target,flow,result}           counter, result=success|failure|error
     ksentinel_probe_last_success_timestamp_seconds{target,flow}
@@ -151,7 +152,18 @@ class ProbeMetrics:
             "ksentinel_probe_success", "gauge", "1 if the last run of the flow succeeded, else 0", PAIR
         )
         self.duration = family(
-            "ksentinel_probe_duration_seconds", "gauge", "Duration of the last run of the flow", PAIR
+            "ksentinel_probe_duration_seconds",
+            "gauge",
+            "Duration of the last run of the flow, without its deliberate waits for conversion and the "
+            "search index (ksentinel_probe_wait_seconds)",
+            PAIR,
+        )
+        self.wait = family(
+            "ksentinel_probe_wait_seconds",
+            "gauge",
+            "Seconds the last run of the flow waited on purpose for the platform's asynchronous work "
+            "(conversion, the search index)",
+            PAIR,
         )
         self.runs = family(
             "ksentinel_probe_runs_total", "counter", "Runs of the flow by result", (*PAIR, "result")
@@ -218,6 +230,7 @@ class ProbeMetrics:
         self._families = (
             self.success,
             self.duration,
+            self.wait,
             "steps",  # the step histograms go here
             self.runs,
             self.last_success,
@@ -274,7 +287,8 @@ class ProbeMetrics:
         result = outcome.result if outcome.result in RESULTS else "error"
         with self._lock:
             self.success.set(key, 1 if outcome.ok else 0)
-            self.duration.set(key, outcome.duration)
+            self.duration.set(key, outcome.active)
+            self.wait.set(key, outcome.waited)
             if outcome.ok:
                 self.last_success.set(key, outcome.finished_at)
             self.runs.inc((*key, result))

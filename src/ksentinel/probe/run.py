@@ -111,6 +111,17 @@ class Outcome:
     def ok(self) -> bool:
         return self.result == "success"
 
+    @property
+    def waited(self) -> float:
+        """Seconds the run waited on purpose for the platform's asynchronous work (conversion, index)."""
+        return sum(step.waited for step in self.steps)
+
+    @property
+    def active(self) -> float:
+        """The run's duration without its deliberate waits (what the flow latency objective judges);
+        a timed-out run counts whole."""
+        return self.duration if self.timed_out else max(0.0, self.duration - self.waited)
+
     def errors(self) -> list[tuple[str, str]]:
         """``(step, code)`` of each API or transport error the run met (invariant failures have no code)."""
         found = [(s.name, s.code) for s in self.steps if not s.ok and s.code]
