@@ -56,6 +56,7 @@ BAD_FILES = [
     ("url_with_credentials.toml", "targets.staging.url: the URL must not carry credentials (user:password@)"),
     ("bad_ks_version.toml", "targets.staging.ks_version: expected 1 or 2, got 3"),
     ("bad_timeout.toml", "targets.staging.timeout: expected a number of seconds > 0, got 0"),
+    ("bad_ready_timeout.toml", "targets.staging.ready_timeout: expected a number of seconds > 0, got -5"),
     ("missing_url.toml", "targets.staging: missing required key 'url'"),
     (
         "bad_env_name.toml",
@@ -110,9 +111,11 @@ def test_valid_multi_target_file(config: Config, project: Path) -> None:
     staging = config.targets["staging"]
     assert staging.url == "https://staging.example.com"  # trailing slash dropped
     assert (staging.partner_id, staging.timeout, staging.ks_version) == (1001, 10.0, 1)
+    assert staging.ready_timeout == 120.0
     assert staging.admin_secret_env == "STAGING_ADMIN_SECRET"
     prod = config.targets["prod"]
     assert (prod.peer_partner_id, prod.timeout, prod.ks_version) == (2003, 30.0, 2)
+    assert prod.ready_timeout == 300.0  # a real Kaltura converts in seconds to minutes
     assert prod.user_secret_env == "KSENTINEL_USER_SECRET"
     assert config.targets["filed"].admin_secret_file == project / "filed-admin.secret"
     assert config.slo == {"upload_p95_seconds": 5.0}
@@ -225,6 +228,12 @@ RESOLVE_ERRORS = [
         'env KSENTINEL_TIMEOUT: expected a number of seconds > 0, got "soon"',
     ),
     (
+        "bad ready timeout env",
+        {"target": "prod"},
+        {**PROD_ENV, "KSENTINEL_READY_TIMEOUT": "0"},
+        "env KSENTINEL_READY_TIMEOUT: expected a number of seconds > 0, got 0",
+    ),
+    (
         "ad-hoc without admin secret",
         {"url": "https://x.example.com", "partner_id": 5},
         {},
@@ -302,6 +311,8 @@ FILE = "ksentinel.toml [targets.staging]"
         ({"partner_id": 88}, {"KSENTINEL_PARTNER_ID": "77"}, "partner_id", 88, "flag --partner-id"),
         ({}, {}, "timeout", 10.0, FILE),
         ({}, {"KSENTINEL_TIMEOUT": "2.5"}, "timeout", 2.5, "env KSENTINEL_TIMEOUT"),
+        ({}, {}, "ready_timeout", 120.0, FILE),
+        ({}, {"KSENTINEL_READY_TIMEOUT": "45"}, "ready_timeout", 45.0, "env KSENTINEL_READY_TIMEOUT"),
         ({}, {}, "ks_version", 1, FILE),
         ({}, {"KSENTINEL_KS_VERSION": "2"}, "ks_version", 2, "env KSENTINEL_KS_VERSION"),
         ({}, {}, "peer_partner_id", None, "default"),
@@ -322,8 +333,9 @@ def test_defaults_for_values_the_file_leaves_out(config: Config) -> None:
     resolved = resolve_target(config, target="prod", environ=PROD_ENV)
     target = resolved.target
     assert target is not None
-    assert (target.timeout, target.ks_version) == (30.0, 2)
+    assert (target.timeout, target.ready_timeout, target.ks_version) == (30.0, 300.0, 2)
     assert resolved.sources["timeout"] == resolved.sources["ks_version"] == "default"
+    assert resolved.sources["ready_timeout"] == "default"
     assert target.user_secret is None
     assert resolved.sources["user_secret"] == "$KSENTINEL_USER_SECRET not set"
     assert target.peer_admin_secret is not None and target.peer_admin_secret.reveal() == PROD_PEER
@@ -376,6 +388,10 @@ def test_adhoc_target_from_env_ignores_default_target(config: Config) -> None:
     assert target.user_secret is None
     assert resolved.sources["admin_secret"] == "env KSENTINEL_ADMIN_SECRET"
     assert resolved.sources["partner_id"] == "env KSENTINEL_PARTNER_ID"
+    assert (target.ready_timeout, resolved.sources["ready_timeout"]) == (300.0, "default")
+    with_bound = resolve_target(config, environ={**env, "KSENTINEL_READY_TIMEOUT": "0.5"})
+    assert with_bound.target is not None and with_bound.target.ready_timeout == 0.5
+    assert with_bound.sources["ready_timeout"] == "env KSENTINEL_READY_TIMEOUT"
 
 
 def test_secret_from_file(config: Config, project: Path) -> None:
@@ -427,6 +443,8 @@ def test_for_reference() -> None:
     assert target.admin_secret == Secret("ref-admin-5ecret")
     assert target.peer_partner_id == 102 and target.peer_admin_secret is not None
     assert "ref-admin-5ecret" not in repr(target)
+    # its conversion takes seconds: a minute bounds the wait, not a real Kaltura's five
+    assert target.ready_timeout == 60.0
 
 
 # --- the CLI ---------------------------------------------------------------------------------------
@@ -446,7 +464,12 @@ def cli(monkeypatch: pytest.MonkeyPatch, project: Path) -> Iterator[CliRunner]:
 
 
 def test_config_show_masks_secrets_and_names_sources(cli: CliRunner, project: Path) -> None:
-    env = {**STAGING_ENV, "KSENTINEL_TARGET": "staging", "KSENTINEL_URL": "https://override.example.com"}
+    env = {
+        **STAGING_ENV,
+        "KSENTINEL_TARGET": "staging",
+        "KSENTINEL_URL": "https://override.example.com",
+        "KSENTINEL_READY_TIMEOUT": "90",
+    }
     result = cli.invoke(main, ["config", "show", "--partner-id", "4242"], env=env)
     assert result.exit_code == 0, result.output
     out = result.output
@@ -460,6 +483,7 @@ def test_config_show_masks_secrets_and_names_sources(cli: CliRunner, project: Pa
         ("admin_secret", mask_secret(STAGING_ADMIN), "env STAGING_ADMIN_SECRET"),
         ("user_secret", mask_secret(STAGING_USER), "env STAGING_USER_SECRET"),
         ("timeout", "10.0", FILE),
+        ("ready_timeout", "90.0", "env KSENTINEL_READY_TIMEOUT"),
         ("ks_version", "1", FILE),
         ("peer_partner_id", "-", "default"),
     ]
@@ -469,6 +493,28 @@ def test_config_show_masks_secrets_and_names_sources(cli: CliRunner, project: Pa
         assert value in row and row.endswith(f"({source})"), row
     assert "targets in file: filed, prod, staging (default_target: staging)" in out
     assert "other sections: [slo], [probes]" in out
+
+
+def test_config_show_names_where_ready_timeout_comes_from(cli: CliRunner) -> None:
+    def row(args: list[str], env: dict[str, str]) -> str:
+        result = cli.invoke(main, ["config", "show", *args], env=env)
+        assert result.exit_code == 0, result.output
+        return next(line for line in result.output.splitlines() if line.startswith("ready_timeout "))
+
+    assert row(["--target", "staging"], STAGING_ENV).split() == [
+        "ready_timeout",
+        "120.0",
+        "(ksentinel.toml",
+        "[targets.staging])",
+    ]
+    assert row(["--target", "prod"], PROD_ENV).split() == ["ready_timeout", "300.0", "(default)"]
+    env = {**PROD_ENV, "KSENTINEL_READY_TIMEOUT": "7.5"}
+    assert row(["--target", "prod"], env).split() == [
+        "ready_timeout",
+        "7.5",
+        "(env",
+        "KSENTINEL_READY_TIMEOUT)",
+    ]
 
 
 def test_config_show_embedded_when_nothing_is_selected(cli: CliRunner, tmp_path: Path) -> None:

@@ -116,6 +116,62 @@ def test_fault_matrix_each_fault_breaks_a_named_contract(fault: str, tmp_path: P
     assert "FAIL" in html and matching[0]["subject"] in html
 
 
+# `ksentinel contract` with a target of ksentinel.toml, only the upload flow's check selected
+_UPLOAD_CONTRACT = """
+import json, sys
+from pathlib import Path
+
+from ksentinel.config import load_config, resolve_target
+from ksentinel.contract.runner import run_contract
+
+config = Path(sys.argv[1])
+target = resolve_target(load_config(config), target="slow").target
+outcome = run_contract(
+    target, profile="quick", suite=Path(sys.argv[2]), extra_args=("-k", "test_flow and upload"), config_path=config
+)
+print(json.dumps({"exit": outcome.exit_code, "results": [vars(r) for r in outcome.section.results]}))
+"""
+
+
+def test_the_upload_contract_waits_for_the_conversion_at_most_the_targets_ready_timeout(
+    tmp_path: Path,
+) -> None:
+    with start_reference(tmp_path / "slow", ready_after=3.0) as ref:
+        config = tmp_path / "ksentinel.toml"
+        config.write_text(
+            f"""
+[targets.slow]
+url = "{ref.url}"
+partner_id = {ref.p1.id}
+admin_secret_env = "REF_SECRET"
+ready_timeout = 0.5
+"""
+        )
+        clean_env = {k: v for k, v in os.environ.items() if not k.startswith("KSENTINEL_")}
+        proc = subprocess.run(
+            [sys.executable, "-c", _UPLOAD_CONTRACT, str(config), str(REPO / "contracts")],
+            capture_output=True,
+            text=True,
+            timeout=CONTRACT_TIMEOUT,
+            env={**clean_env, "REF_SECRET": ref.p1.admin_secret},
+            cwd=tmp_path,
+        )
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+        outcome = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert outcome["exit"] == 1, outcome
+        (check,) = outcome["results"]
+        assert (check["subject"], check["outcome"], check["rule"]) == (
+            "upload",
+            "failed",
+            "upload.wait_ready",
+        )
+        assert re.search(
+            r"entry \S+ not READY after 0\.5 s \(ready_timeout\); last status PRECONVERT \(1\)",
+            check["message"],
+        ), check["message"]
+        assert ref.server.platform.store.all_entries() == [], "the entry is deleted after the failure"
+
+
 def test_unreachable_url_exits_2_with_one_line(tmp_path: Path) -> None:
     proc, _ = run_contract(
         tmp_path,

@@ -265,3 +265,37 @@ def _wait(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "the proxy's lag did not end"
         time.sleep(0.05)
+
+
+# --- the reference platform's own realism (the default of every embedded target) ------------------
+
+
+@pytest.fixture(scope="module")
+def realistic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reference]:
+    """The reference platform as every command starts it: realistic (index lag, conversion, ...)."""
+    from ksentinel.reference.realism import Realism
+
+    with start_reference(tmp_path_factory.mktemp("realistic"), ready_after=1.0, realism=Realism()) as ref:
+        yield ref
+
+
+def test_every_flow_passes_on_the_realistic_reference_platform(realistic: Reference) -> None:
+    results = {name: run(realistic, realistic.url, name) for name in FLOWS}
+    for name, result in results.items():
+        assert result.status == "success", (name, explain(result))
+        assert result.cleanup_errors == []
+    for name in LISTING_STEPS:  # the platform's own lag was met and measured
+        assert results[name].index_lags and min(results[name].index_lags) > 0, name
+    steps = {s.name: s for s in results["upload"].steps}
+    assert steps["upload.wait_ready"].waited >= 0.5, "the conversion takes a second: the flow waited"
+    assert realistic.server.platform.store.all_entries() == []
+
+
+def test_random_bytes_on_the_realistic_reference_end_in_error_converting_and_the_flow_names_it(
+    realistic: Reference, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(upload_module, "content", random_content)
+    result = run(realistic, realistic.url, "upload")
+    assert result.failure is not None and result.failure.step == "upload.wait_ready", explain(result)
+    assert "ended in ERROR_CONVERTING (-1)" in result.failure.reason
+    assert realistic.server.platform.store.all_entries() == [], "clean-up runs after a failure too"

@@ -23,6 +23,7 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
+from ksentinel.config import Target
 from ksentinel.errors import ConfigError, FlowFailure, KalturaApiError
 from ksentinel.flows import Credentials, FlowContext, Sessions, all_flows
 from ksentinel.kaltura.api import KalturaApi
@@ -203,6 +204,7 @@ PROFILE_ERRORS = [
         "profiles.a.chunk_bytes: 10 is larger than upload_bytes (5)",
     ),
     ("[profiles.a]\nwait = [2, 1]\n", "profiles.a.wait: the maximum 1 is below the minimum 2"),
+    ("[profiles.a]\nready_timeout = 0\n", "profiles.a.ready_timeout: expected a number > 0, got 0"),
     (
         "[profiles.a.slo]\nerror_ration = 1\n",
         "profiles.a.slo.error_ration: unknown key; did you mean 'error_ratio'?",
@@ -220,6 +222,96 @@ def test_profile_validation_errors_are_one_line(tmp_path: Path, text: str, messa
         load_profiles(path, known_flows=KNOWN_FLOWS, known_steps=KNOWN_STEPS)
     assert str(caught.value).startswith(f"{path}: ") and message in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_a_profiles_ready_timeout_wins_else_the_targets_applies() -> None:
+    profiles = parse_profiles(
+        {
+            "defaults": {"mix": {"upload": 1}},
+            "profiles": {"inherits": {}, "bounded": {"ready_timeout": 45}},
+        },
+        known_flows=KNOWN_FLOWS,
+    )
+    remote = Target("remote", "https://kaltura.example.com", 101, ready_timeout=240.0)
+    assert profiles["inherits"].ready_timeout is None
+    assert profiles["inherits"].flow_options(remote).ready_timeout == 240.0
+    assert profiles["bounded"].flow_options(remote).ready_timeout == 45.0
+    options = profiles["inherits"].flow_options(Target.for_reference("http://127.0.0.1:1", 101, "s" * 32))
+    assert options.ready_timeout == 60.0
+    assert (options.upload_bytes, options.chunk_bytes) == (256 * 1024, 64 * 1024)  # the rest is the profile's
+    # the shipped profiles leave the bound to the target (ksentinel.toml ready_timeout)
+    shipped = load_profiles(SUITE / "profiles.toml", known_flows=KNOWN_FLOWS, known_steps=KNOWN_STEPS)
+    assert all(profile.ready_timeout is None for profile in shipped.profiles.values())
+
+
+# A Locust process of `ksentinel load`: the environment the runner gives it, the profile and target
+# from that environment, and one UploadUser's flow (ksentinel.load.users imports Locust: a subprocess).
+_UPLOAD_USER = """
+import json, sys
+from pathlib import Path
+
+from ksentinel.load.transport import FLOW_TYPE
+from ksentinel.load.users import FlowUser, load_run
+from locust.env import Environment
+
+run = load_run(Path(sys.argv[1]), exit_on_error=False)
+target = run.resolve_target()
+
+
+class UploadUser(FlowUser):
+    flow = "upload"
+    host = target.url
+
+
+flows = []
+environment = Environment(user_classes=[UploadUser], host=target.url)
+environment.events.request.add_listener(
+    lambda request_type, name, exception, **_: flows.append(str(exception)) if request_type == FLOW_TYPE else None
+)
+user = UploadUser(environment)
+user.run_one("upload")
+print(json.dumps({"ready_timeout": user.ctx.options.ready_timeout, "flows": flows}))
+"""
+
+
+@pytest.mark.parametrize(("profile", "bound"), [("inherits", 0.5), ("bounded", 0.3)])
+def test_a_locust_upload_user_waits_at_most_the_targets_ready_timeout_unless_the_profile_sets_one(
+    tmp_path: Path, profile: str, bound: float
+) -> None:
+    from ksentinel.config import Config, Secret
+    from ksentinel.flows import new_run_id
+    from ksentinel.load.runner import _child_env
+
+    profiles = tmp_path / "profiles.toml"
+    profiles.write_text(
+        "[defaults]\nmix = { upload = 1 }\nupload_bytes = 65536\nchunk_bytes = 65536\n"
+        "[profiles.inherits]\n[profiles.bounded]\nready_timeout = 0.3\n"
+    )
+    with start_reference(tmp_path / "slow", ready_after=3.0) as ref:
+        target = Target(
+            "slow", ref.url, ref.p1.id, admin_secret=Secret(ref.p1.admin_secret), ready_timeout=0.5
+        )
+        settings = LoadSettings(profile=profile, profiles_path=profiles, run_tag=new_run_id())
+        env = _child_env(target, settings, Config())
+        assert env["KSENTINEL_READY_TIMEOUT"] == "0.5"
+        proc = subprocess.run(
+            [sys.executable, "-c", _UPLOAD_USER, str(profiles)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+            cwd=tmp_path,
+        )
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+        seen = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert seen["ready_timeout"] == bound
+        (failure,) = seen["flows"]
+        assert re.search(
+            rf"^CHECK: upload\.wait_ready: entry \S+ not READY after {bound:g} s \(ready_timeout\); "
+            r"last status PRECONVERT \(1\)$",
+            failure,
+        ), failure
+        assert ref.server.platform.store.all_entries() == [], "the entry is deleted after the failure"
 
 
 def test_unknown_profile_name() -> None:

@@ -110,6 +110,32 @@ def test_a_run_over_its_timeout_is_an_error_that_cleans_up(tmp_path: Path) -> No
         assert ref.server.platform.store.all_entries() == []
 
 
+def test_the_upload_waits_for_the_conversion_at_most_the_targets_ready_timeout(tmp_path: Path) -> None:
+    with start_reference(tmp_path / "slow", ready_after=3.0) as ref:
+        (tmp_path / "ksentinel.toml").write_text(
+            f"""
+[targets.slow]
+url = "{ref.url}"
+partner_id = {ref.p1.id}
+admin_secret_env = "REF_SECRET"
+ready_timeout = 0.5
+"""
+        )
+        args = ["run", "--config", str(tmp_path / "ksentinel.toml"), "--target", "slow", "--flow", "upload"]
+        result = CliRunner().invoke(
+            probe_group, args, env={"REF_SECRET": ref.p1.admin_secret, "KSENTINEL_URL": ""}
+        )
+        assert result.exit_code == 1, result.output
+        assert any(line.split()[:3] == ["slow", "upload", "FAILURE"] for line in result.stdout.splitlines())
+        assert any(line.split()[:2] == ["upload.wait_ready", "FAILED"] for line in result.stdout.splitlines())
+        assert re.search(
+            r"slow/upload at upload\.wait_ready: entry \S+ not READY after 0\.5 s \(ready_timeout\); "
+            r"last status PRECONVERT \(1\)",
+            result.stdout,
+        ), result.stdout
+        assert ref.server.platform.store.all_entries() == [], "the entry is deleted after the failure"
+
+
 def test_schedule_from_a_config_file(fresh_reference: Reference, tmp_path: Path) -> None:
     ref = fresh_reference
     (tmp_path / "ksentinel.toml").write_text(

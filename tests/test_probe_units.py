@@ -337,3 +337,26 @@ def test_the_run_duration_leaves_out_the_deliberate_waits_and_exports_them_apart
     assert timed.active == 300.0
     metrics.record(timed)
     assert _gauge(metrics, "ksentinel_probe_duration_seconds", "upload") == 300.0
+
+
+@pytest.mark.parametrize(
+    ("target_bound", "run_timeout", "expected"),
+    [(0.5, 30.0, 0.5), (300.0, 20.0, 20.0), (60.0, 90.0, 60.0)],
+)
+def test_a_run_waits_for_the_conversion_the_targets_ready_timeout_within_its_own_timeout(
+    target_bound: float, run_timeout: float, expected: float
+) -> None:
+    from ksentinel.config import Secret, Target
+    from ksentinel.flows import FlowOptions
+    from ksentinel.probe.config import PROBE_OPTIONS
+    from ksentinel.probe.run import ProbeTarget, Run
+
+    target = Target("t", "http://127.0.0.1:9", 101, admin_secret=Secret("a" * 32), ready_timeout=target_bound)
+    probe_target = ProbeTarget(target, Credentials(101, "a" * 32))
+    try:
+        for options in (PROBE_OPTIONS, FlowOptions(ready_timeout=1000.0)):  # the flow options do not decide
+            run = Run(probe_target, "upload", run_timeout, options)
+            assert run.options.ready_timeout == expected
+            assert run.options.upload_bytes == options.upload_bytes  # everything else is kept
+    finally:
+        probe_target.close()

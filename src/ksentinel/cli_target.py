@@ -47,6 +47,7 @@ _SHOWN = (
     "peer_partner_id",
     "peer_admin_secret",
     "timeout",
+    "ready_timeout",
     "ks_version",
 )
 

@@ -15,6 +15,7 @@ contract, such as a real Kaltura echoing a refused KS: the check is skipped with
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import statistics
@@ -266,6 +267,7 @@ def ksentinel_advise(
 def run_contract_flow(
     request: pytest.FixtureRequest,
     kaltura_api: KalturaApi,
+    ksentinel_target: Target,
     ksentinel_sessions: Sessions,
     ksentinel_profile: ContractProfile,
     ksentinel_run_id: str,
@@ -273,16 +275,20 @@ def run_contract_flow(
 ) -> Callable[[str], FlowResult]:
     """Run a catalogue flow with the profile's options and record its steps for the report.
 
+    An upload waits for its conversion at most the target's ``ready_timeout`` (a real Kaltura takes
+    seconds to minutes; the embedded platform a minute at most).
+
     The seconds each fresh write took to show up in list/count (``FlowResult.index_lags``) go to the
     report too, and to JUnit as a ``ksentinel.index_lag`` property.
     """
 
+    options = dataclasses.replace(
+        ksentinel_profile.flow_options, ready_timeout=ksentinel_target.ready_timeout
+    )
+
     def run(name: str) -> FlowResult:
         ctx = FlowContext(
-            kaltura_api,
-            ksentinel_sessions,
-            run_id=f"{ksentinel_run_id}-{name}",
-            options=ksentinel_profile.flow_options,
+            kaltura_api, ksentinel_sessions, run_id=f"{ksentinel_run_id}-{name}", options=options
         )
         result = run_flow(get_flow(name), ctx)
         failed = next((s for s in result.steps if not s.ok), None)

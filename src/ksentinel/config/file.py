@@ -111,8 +111,9 @@ def _target(name: str, table: dict[str, Any], base: Path) -> TargetConfig:
     }
     if "peer_partner_id" in table:
         values["peer_partner_id"] = as_int(table["peer_partner_id"], f"{where}.peer_partner_id")
-    if "timeout" in table:
-        values["timeout"] = as_timeout(table["timeout"], f"{where}.timeout")
+    for key in ("timeout", "ready_timeout"):
+        if key in table:
+            values[key] = as_timeout(table[key], f"{where}.{key}")
     if "ks_version" in table:
         values["ks_version"] = as_ks_version(table["ks_version"], f"{where}.ks_version")
     for _key, _label, env_key, file_key in SECRET_FIELDS:

@@ -16,6 +16,8 @@ DEFAULT_ADMIN_SECRET_ENV = "KSENTINEL_ADMIN_SECRET"
 DEFAULT_USER_SECRET_ENV = "KSENTINEL_USER_SECRET"
 DEFAULT_PEER_ADMIN_SECRET_ENV = "KSENTINEL_PEER_ADMIN_SECRET"
 DEFAULT_TIMEOUT = 30.0
+DEFAULT_READY_TIMEOUT = 300.0
+REFERENCE_READY_TIMEOUT = 60.0
 DEFAULT_KS_VERSION = 2
 ADHOC_TARGET = "adhoc"
 EMBEDDED_TARGET = "embedded"
@@ -26,6 +28,7 @@ ENV_URL = "KSENTINEL_URL"
 ENV_PARTNER_ID = "KSENTINEL_PARTNER_ID"
 ENV_PEER_PARTNER_ID = "KSENTINEL_PEER_PARTNER_ID"
 ENV_TIMEOUT = "KSENTINEL_TIMEOUT"
+ENV_READY_TIMEOUT = "KSENTINEL_READY_TIMEOUT"
 ENV_KS_VERSION = "KSENTINEL_KS_VERSION"
 
 OPAQUE_SECTIONS = ("slo", "contract", "load", "probes", "dashboards", "reference")
@@ -38,6 +41,7 @@ TARGET_KEYS = (
     "peer_partner_id",
     "peer_admin_secret_env",
     "timeout",
+    "ready_timeout",
     "ks_version",
     "admin_secret_file",
     "user_secret_file",
@@ -94,6 +98,7 @@ class TargetConfig:
     peer_partner_id: int | None = None
     peer_admin_secret_env: str = DEFAULT_PEER_ADMIN_SECRET_ENV
     timeout: float = DEFAULT_TIMEOUT
+    ready_timeout: float = DEFAULT_READY_TIMEOUT
     ks_version: int = DEFAULT_KS_VERSION
     admin_secret_file: Path | None = None
     user_secret_file: Path | None = None
@@ -138,6 +143,7 @@ class Target:
     peer_partner_id: int | None = None
     peer_admin_secret: Secret | None = None
     timeout: float = DEFAULT_TIMEOUT
+    ready_timeout: float = DEFAULT_READY_TIMEOUT
     ks_version: int = DEFAULT_KS_VERSION
     embedded: bool = False
 
@@ -152,9 +158,14 @@ class Target:
         peer_admin_secret: str | Secret | None = None,
         *,
         timeout: float = DEFAULT_TIMEOUT,
+        ready_timeout: float = REFERENCE_READY_TIMEOUT,
         ks_version: int = DEFAULT_KS_VERSION,
     ) -> Target:
-        """The target for an embedded reference platform the CLI has just started."""
+        """The target for an embedded reference platform the CLI has just started.
+
+        Its conversion takes seconds (``ready_after``, 2 s by default), so ``ready_timeout`` is a minute
+        rather than a real Kaltura's five: a broken conversion must not hang a demo for long.
+        """
         return cls(
             name=EMBEDDED_TARGET,
             url=url.rstrip("/"),
@@ -164,6 +175,7 @@ class Target:
             peer_partner_id=peer_partner_id,
             peer_admin_secret=_as_secret(peer_admin_secret),
             timeout=timeout,
+            ready_timeout=ready_timeout,
             ks_version=ks_version,
             embedded=True,
         )

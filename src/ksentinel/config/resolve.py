@@ -11,10 +11,12 @@ from ksentinel.config.model import (
     ADHOC_TARGET,
     CONFIG_FILENAME,
     DEFAULT_KS_VERSION,
+    DEFAULT_READY_TIMEOUT,
     DEFAULT_TIMEOUT,
     ENV_KS_VERSION,
     ENV_PARTNER_ID,
     ENV_PEER_PARTNER_ID,
+    ENV_READY_TIMEOUT,
     ENV_TARGET,
     ENV_TIMEOUT,
     ENV_URL,
@@ -83,7 +85,7 @@ def _resolve(
         sources["target"] = name_source
         who = f"target '{name}'"
         base: dict[str, Any] = {}
-        for key in ("url", "partner_id", "peer_partner_id", "timeout", "ks_version"):
+        for key in ("url", "partner_id", "peer_partner_id", "timeout", "ready_timeout", "ks_version"):
             base[key] = getattr(tc, key)
             sources[key] = f"{config.label} [targets.{name}]" if key in tc.explicit else "default"
     elif url_value is not None:
@@ -96,8 +98,15 @@ def _resolve(
         tc = TargetConfig(name=ADHOC_TARGET, url="", partner_id=0)
         sources["target"] = "ad-hoc (--url and --partner-id)"
         who = "the ad-hoc target"
-        base = {"peer_partner_id": None, "timeout": DEFAULT_TIMEOUT, "ks_version": DEFAULT_KS_VERSION}
-        sources.update(peer_partner_id="default", timeout="default", ks_version="default")
+        base = {
+            "peer_partner_id": None,
+            "timeout": DEFAULT_TIMEOUT,
+            "ready_timeout": DEFAULT_READY_TIMEOUT,
+            "ks_version": DEFAULT_KS_VERSION,
+        }
+        sources.update(
+            peer_partner_id="default", timeout="default", ready_timeout="default", ks_version="default"
+        )
     elif pid_value is not None:
         origin = "--partner-id" if partner_id is not None else f"${ENV_PARTNER_ID}"
         raise Invalid(f"{origin} needs a target: add --url URL (or set {ENV_URL}), or pick one with --target")
@@ -112,6 +121,7 @@ def _resolve(
     for key, env_name, check in (
         ("peer_partner_id", ENV_PEER_PARTNER_ID, as_int),
         ("timeout", ENV_TIMEOUT, as_timeout),
+        ("ready_timeout", ENV_READY_TIMEOUT, as_timeout),
         ("ks_version", ENV_KS_VERSION, as_ks_version),
     ):
         if env.get(env_name, "").strip():

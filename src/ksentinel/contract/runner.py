@@ -36,6 +36,7 @@ TARGET_ENV = (
     "KSENTINEL_CONFIG",
     "KSENTINEL_KS_VERSION",
     "KSENTINEL_TIMEOUT",
+    "KSENTINEL_READY_TIMEOUT",
 )
 
 
@@ -96,6 +97,7 @@ def target_environment(target: Target) -> Iterator[None]:
         else None,
         "KSENTINEL_KS_VERSION": str(target.ks_version),
         "KSENTINEL_TIMEOUT": str(target.timeout),
+        "KSENTINEL_READY_TIMEOUT": str(target.ready_timeout),
     }
     try:
         for name in TARGET_ENV:

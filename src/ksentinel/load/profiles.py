@@ -11,6 +11,7 @@ A profile says how many users run which flows for how long::
     wait = [0.2, 1.0]            # seconds a user pauses between two flows (random in the range)
     upload_bytes = 65536         # size of each generated upload
     chunk_bytes = 16384          # uploadToken.upload chunk size
+    ready_timeout = 120          # seconds an upload may take to convert (default: the target's)
     sessions = "local"           # "local": KS built from the secret; "start": session.start per user
     ks_pool = 4                  # distinct user ids the KS are issued to
     ks_expiry = 3600             # seconds a KS lives (refreshed when a quarter is left)
@@ -41,6 +42,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ksentinel.config import Target
 from ksentinel.config.values import describe as _describe
 from ksentinel.errors import ConfigError
 from ksentinel.flows.core import FlowOptions
@@ -98,7 +100,7 @@ class Profile:
     wait: tuple[float, float] = (0.5, 2.0)
     upload_bytes: int = 256 * 1024
     chunk_bytes: int = 64 * 1024
-    ready_timeout: float = 60.0
+    ready_timeout: float | None = None  # None: the target's ``ready_timeout``
     list_seed: int = 5
     list_page_size: int = 2
     sessions: str = "local"
@@ -131,12 +133,16 @@ class Profile:
         """True when a closed-model user class of ``flow`` takes part in this profile."""
         return not self.open and self.weight(flow) > 0
 
-    @property
-    def flow_options(self) -> FlowOptions:
+    def ready_timeout_for(self, target: Target) -> float:
+        """How long an upload may take to convert: the profile's ``ready_timeout``, else the target's."""
+        return self.ready_timeout if self.ready_timeout is not None else target.ready_timeout
+
+    def flow_options(self, target: Target) -> FlowOptions:
+        """The options of every flow this profile runs against ``target``."""
         return FlowOptions(
             upload_bytes=self.upload_bytes,
             chunk_bytes=self.chunk_bytes,
-            ready_timeout=self.ready_timeout,
+            ready_timeout=self.ready_timeout_for(target),
             list_seed=self.list_seed,
             list_page_size=self.list_page_size,
         )

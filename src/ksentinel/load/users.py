@@ -221,7 +221,7 @@ class FlowUser(FastHttpUser):
                 api,
                 self.sessions,
                 run_id=tag,
-                options=run.profile.flow_options,
+                options=run.profile.flow_options(run.target),
                 listeners=(self.transport.on_step,),
             )
             ctx.notes[KEEP_SEED] = True

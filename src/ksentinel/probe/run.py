@@ -199,7 +199,8 @@ class Run:
         self.target = target
         self.flow = flow
         self.timeout = timeout
-        self.options = replace(options, ready_timeout=min(options.ready_timeout, timeout))
+        # the conversion wait: the target's bound (a real Kaltura takes minutes), within the run's timeout
+        self.options = replace(options, ready_timeout=min(target.target.ready_timeout, timeout))
         self.on_cache = on_cache
         self.cancelled = threading.Event()
         self.current_step = ""
