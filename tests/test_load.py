@@ -361,13 +361,14 @@ def test_arrival_schedule_keeps_its_rate_and_counts_lag() -> None:
 class FakeResponse:
     """What geventhttpclient's HTTPClient.request returns, as far as the transport reads it."""
 
-    def __init__(self, status: int, body: bytes) -> None:
+    def __init__(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
         self.status_code = status
         self.body = body
         self.released = False
+        self.headers = headers or {"Content-Type": "application/json"}
 
     def info(self) -> dict[str, str]:
-        return {"Content-Type": "application/json"}
+        return self.headers
 
     def read(self, length: int | None = None) -> bytes:  # consumes, like the real one
         data = self.body[:length]
@@ -381,17 +382,17 @@ class FakeResponse:
 class FakeSession:
     """A FastHttpSession whose connection pool answers from a script (status 0: no answer)."""
 
-    def __init__(self, answers: list[tuple[int, bytes]]) -> None:
+    def __init__(self, answers: list[tuple[int, bytes]] | list[tuple[int, bytes, dict[str, str]]]) -> None:
         self.answers = answers
         self.uris: list[str] = []
         self.client = SimpleNamespace(clientpool=SimpleNamespace(get_client=lambda url: self))
 
     def request(self, method: str, uri: str, *, body: bytes, headers: Any) -> FakeResponse:
         self.uris.append(uri)
-        status, answer = self.answers.pop(0)
+        status, answer, *headers = self.answers.pop(0)
         if status == 0:
             raise ConnectionRefusedError("refused")
-        return FakeResponse(status, answer)
+        return FakeResponse(status, answer, *headers)
 
 
 def api_error(code: str) -> bytes:
@@ -452,6 +453,37 @@ def test_transport_judges_requests_steps_and_expected_errors() -> None:
     ]
     assert session.uris[0] == "/api_v3/service/baseentry/action/get"
     assert all(e["response_time"] >= 0 and e["start_time"] > 0 for e in events)
+
+
+def test_a_download_redirected_to_its_cdn_is_followed_and_not_a_failure() -> None:
+    """A real Kaltura answers a download URL with 302 to a CDN host: one hop, not an HTTP_302 failure."""
+    events: list[dict[str, Any]] = []
+    cdn = "http://localhost:9/p/101/sp/10100/serveFlavor/entryId/0_abcdefgh/v/1/flavorId/0_abcdefgh_0/name/a.mp4"
+    session = FakeSession(
+        [
+            (302, b"", {"Location": cdn, "Content-Length": "0"}),
+            (200, b"media bytes", {"Content-Type": "video/mp4"}),
+            (302, b"", {"Content-Length": "0"}),  # a redirect that names no place to go is an error
+        ]
+    )
+    transport = LocustTransport(session, SimpleNamespace(fire=lambda **kw: events.append(kw)))
+    api = KalturaApi("http://127.0.0.1:9", partner_id=101, transport=transport)
+    token = STEP_LABEL.set("upload.content_match")
+    try:
+        assert api.download(
+            "http://127.0.0.1:9/p/101/sp/10100/playManifest/entryId/0_abcdefgh/format/download"
+        ) == (b"media bytes")
+        with pytest.raises(KalturaApiError, match="HTTP_302"):
+            api.download("http://127.0.0.1:9/p/101/sp/10100/playManifest/entryId/0_x/format/download")
+    finally:
+        STEP_LABEL.reset(token)
+    assert session.uris[1].startswith("/p/101/sp/10100/serveFlavor/")
+    seen = [(e["request_type"], e["name"], repr(e["exception"]) if e["exception"] else None) for e in events]
+    assert seen == [
+        ("GET", "upload.content_match", None),
+        ("GET", "upload.content_match", None),
+        ("GET", "upload.content_match", "HTTP_302"),
+    ]
 
 
 def test_failure_codes_are_bounded_and_scrubbed() -> None:

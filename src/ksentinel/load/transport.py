@@ -8,7 +8,8 @@ Every HTTP call is one Locust request event, named after the flow step it belong
   the request's timeout bounds the whole request (headers and body, with the ``deadline`` the user
   passes in: ``gevent.Timeout``) and a body over ``max_body_bytes`` is refused while it is read
   (``TOO_LARGE``), so a server that trickles or streams forever neither holds a user nor fills memory;
-* an HTTP error status: a failure ``HTTP_<status>``;
+* an HTTP error status: a failure ``HTTP_<status>`` (not a redirect of a GET with a ``Location``, the
+  hop of a download to its CDN host, which the client follows);
 * HTTP 200 with a ``KalturaAPIException`` (looked for only when the body contains that word): a
   failure carrying the API's code, *unless the flow expected it*. Flows provoke some errors on
   purpose (``session.reuse_after_end`` wants ``INVALID_KS``), so the verdict waits until the flow
@@ -152,7 +153,9 @@ class LocustTransport:
                 raise error
             raise failure(f"{request.method} {request.url}: {type(error).__name__}: {error}")
         result = HttpResponse(status, cast(Headers, headers), body, elapsed)
-        if status >= 300:
+        if _is_redirect_hop(request.method, status, headers):
+            self._fire(**meta)  # a download redirected to the CDN: the client follows it, not a failure
+        elif status >= 300:
             self._report(meta, LoadFailure(f"HTTP_{status}"), label)
         elif _MARKER in body and (code := api_error_code(result)) is not None:
             if label.endswith(".cleanup"):
@@ -283,6 +286,14 @@ _NO_HEADERS = Headers()
 
 def _no_deadline(seconds: float) -> AbstractContextManager[None]:
     return contextlib.nullcontext()
+
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+def _is_redirect_hop(method: str, status: int, headers: Mapping[str, str]) -> bool:
+    """A GET/HEAD answered with a redirect that names where to go (``KalturaApi.download`` follows it)."""
+    return method in ("GET", "HEAD") and status in _REDIRECTS and bool(headers.get("Location"))
 
 
 def _failure_of(error: BaseException) -> type[TransportError]:

@@ -119,7 +119,8 @@ def contract_part(target: Target, *, config: Config | None = None, output: Outpu
     counts = outcome.section.counts()
     broken = [r for r in outcome.section.results if r.outcome in ("failed", "error")]
     if outcome.exit_code == 0 and not broken:
-        return Verdict(False, f"{counts['passed']} checks kept, {counts['skipped']} skipped")
+        advisory = f", {counts['advisory']} advisory" if counts.get("advisory") else ""
+        return Verdict(False, f"{counts['passed']} checks kept, {counts['skipped']} skipped{advisory}")
     if broken:
         first = min(broken, key=lambda r: not r.rule)  # a named rule says more than a test name
         rule = first.rule or first.name
