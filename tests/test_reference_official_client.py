@@ -105,3 +105,21 @@ def test_official_client_user_session_with_user_secret(reference: Reference) -> 
     with pytest.raises(KalturaException) as err:
         client.session.start(reference.p1.user_secret, "x", KalturaSessionType.ADMIN, reference.p1.id)
     assert err.value.code == "START_SESSION_ERROR"
+
+
+@pytest.mark.slow
+def test_the_examples_official_client_flow_passes_on_the_realistic_platform() -> None:
+    """examples/official_client_flow.py starts ``ksentinel serve`` as a user would (realistic by default):
+    the official client's upload converts, the list lags, the download redirects to another host."""
+    import subprocess
+    import sys
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "official_client_flow.py"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KSENTINEL_")}
+    proc = subprocess.run(
+        [sys.executable, str(example)], capture_output=True, text=True, timeout=120, env=env, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "verdict: PASSED" in proc.stdout
+    assert "after 1 redirect(s) to localhost" in proc.stdout, proc.stdout
+    assert "[baseEntry.list] PASSED" in proc.stdout

@@ -97,6 +97,7 @@ def contract_stage(run: DemoRun, report: RunReport, tick: Tick) -> Stage:
     summary = (
         f"{counts['passed']} passed, {counts['failed']} failed, {counts['error']} errors, "
         f"{counts['skipped']} skipped"
+        + (f", {counts['advisory']} advisory" if counts.get("advisory") else "")
     )
     if outcome.exit_code == EXIT_USAGE and not outcome.section.results:
         return Stage("contract", "error", time.monotonic() - started, "the suite did not run: see the log")
