@@ -7,8 +7,11 @@ its own with Locust's web UI::
     KSENTINEL_LOAD_PROFILE=smoke locust -f load/locustfile.py
 
 The profile (``load/profiles.toml``) decides which of the classes below run and how many of each
-(``mix``), the sizes of uploads and chunks, how sessions are made and the shape of the load. Each
-class runs one catalogue flow; a new class for another flow (or one registered here with
+(``mix``), the sizes of uploads and chunks, how sessions are made and the shape of the load: its
+users, spawn rate and run time are the defaults of Locust's ``-u``/``-r``/``-t``. Each class of the
+mix gets at least one user, the rest by weight (the hooks set each class's ``fixed_count`` when the
+test starts); a closed-model run with fewer users than flows is refused (exit 2). Each class runs
+one catalogue flow; a new class for another flow (or one registered here with
 ``@ksentinel.flows.flow``) needs only ``flow = "name"`` and a weight in the profile's mix.
 """
 

@@ -210,6 +210,18 @@ PROFILE_ERRORS = [
         "profiles.a.slo.error_ration: unknown key; did you mean 'error_ratio'?",
     ),
     ("[profile.a]\n", "profile: unknown key; did you mean 'profiles'?"),
+    (
+        '[profiles.a]\noptional_flows = ["uplaod"]\n',
+        "profiles.a.optional_flows[0]: unknown flow \"uplaod\"; did you mean 'upload'?",
+    ),
+    (
+        '[profiles.a]\noptional_flows = "upload"\n',
+        'profiles.a.optional_flows: expected an array of flow names (e.g. ["upload"]), got "upload"',
+    ),
+    (
+        "[profiles.a]\noptional_flow = []\n",
+        "profiles.a.optional_flow: unknown key; did you mean 'optional_flows'?",
+    ),
     ("[profiles.a\n", "not valid TOML"),
 ]
 
@@ -314,6 +326,36 @@ def test_a_locust_upload_user_waits_at_most_the_targets_ready_timeout_unless_the
         assert ref.server.platform.store.all_entries() == [], "the entry is deleted after the failure"
 
 
+def test_every_flow_of_a_closed_profile_gets_a_user_or_the_run_is_refused() -> None:
+    (closed,) = parse_profiles(
+        {"profiles": {"p": {"users": 6, "mix": {"session": 1, "upload": 1, "browse": 2}}}},
+        known_flows=KNOWN_FLOWS,
+    ).values()
+    assert closed.flows == ("session", "upload", "browse")
+    assert closed.user_counts() == {"session": 2, "upload": 1, "browse": 3}
+    assert closed.user_counts(3) == {"session": 1, "upload": 1, "browse": 1}
+    skewed = parse_profiles(
+        {"profiles": {"p": {"users": 5, "mix": {"browse": 97, "session": 1, "upload": 2}}}}
+    )
+    assert skewed["p"].user_counts() == {"browse": 3, "session": 1, "upload": 1}, "one each, then by weight"
+    assert sum(skewed["p"].user_counts(1000).values()) == 1000
+    closed.check_users(3)
+    with pytest.raises(ConfigError) as caught:
+        closed.with_overrides(users=1).check_users()
+    assert str(caught.value) == (
+        "profile p: 1 user cannot run its 3 flows (session, upload, browse): every flow needs a user of "
+        "its own; use --users 3 or more, or take flows out of the mix"
+    )
+    staged = parse_profiles(
+        {"profiles": {"s": {"stages": [{"duration": "1m", "users": 10}, {"duration": "1m", "users": 2}]}}}
+    )["s"]
+    staged.check_users()  # the peak gives every flow a user
+    with pytest.raises(ConfigError, match="2 users at its peak cannot run its 3 flows"):
+        staged.with_overrides(users=2).check_users()
+    opened = parse_profiles({"profiles": {"o": {"model": "open", "arrival_rate": 1.0, "users": 1}}})["o"]
+    opened.check_users()  # one executor runs every flow of the mix in turn
+
+
 def test_unknown_profile_name() -> None:
     profiles = load_profiles(SUITE / "profiles.toml")
     with pytest.raises(ConfigError, match="unknown profile 'smok'; did you mean 'smoke'"):
@@ -353,6 +395,25 @@ def test_arrival_schedule_keeps_its_rate_and_counts_lag() -> None:
         "max_lag_seconds": 0.25,
         "total_lag_seconds": 0.25,
     }
+
+
+def test_open_model_arrivals_run_every_flow_of_the_mix_in_turn() -> None:
+    """Arrivals used to pick flows at random: a short run could leave a flow without any data."""
+    code = (
+        "from ksentinel.load.profiles import parse_profiles\n"
+        "from ksentinel.load.settings import LoadSettings\n"
+        "from ksentinel.load.users import LoadRun\n"
+        "profile = parse_profiles({'profiles': {'o': {'model': 'open', 'arrival_rate': 1.0,\n"
+        "    'mix': {'session': 1, 'upload': 1, 'browse': 2, 'cache': 0}}}})['o']\n"
+        "run = LoadRun(LoadSettings(), profile, ())\n"
+        "print(' '.join(run.next_mix_flow() for _ in range(8)))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    picks = proc.stdout.split()
+    for window in (picks[:4], picks[4:]):  # every 4 arrivals (the weights' sum): each flow by weight
+        assert sorted(window) == ["browse", "browse", "session", "upload"], picks
+    assert picks[:2] != ["browse", "browse"], "interleaved, not in blocks"
 
 
 # --- the Locust transport (fake client, no Locust) ----------------------------------------------------
@@ -562,13 +623,14 @@ def test_summary_and_slo_table() -> None:
     )
     assert summary["flows"]["upload"]["failures_by_code"] == {"HTTP_500": 1}
     spec = parse_slo({"error_ratio": 0.05, "min_throughput": 10, "steps": {"browse.get": {"p95": 0.2}}})
-    rows = evaluate(summary, spec)
+    rows = evaluate(summary, spec, flows={"browse": ("browse.list",)}, optional=("browse", "upload"))
     verdicts = {(r.slo, r.step): r.verdict for r in rows}
     assert verdicts[("error_ratio", "all")] == "met"
     assert verdicts[("throughput", "all")] == "met"
     assert verdicts[("p95", "browse.list")] == "missed"
     assert verdicts[("p99", "upload.chunk")] == "met"
-    assert verdicts[("p95", "browse.get")] == "no data"
+    assert verdicts[("p95", "browse.get")] == "no data", "a configured step of an optional flow"
+    assert ("p95", "upload.content_match") not in verdicts, "upload is not a flow of this run"
     assert exit_code(rows) == 1
     table = render_table(rows, summary)
     assert re.search(r"p95\s+browse\.list\s+<= 0\.500s\s+0\.900s\s+MISSED", table)
@@ -576,6 +638,91 @@ def test_summary_and_slo_table() -> None:
     assert "failures: upload.chunk HTTP_500 x2" in table
     empty = evaluate({"totals": {"requests": 0, "error_ratio": None, "rps": 0}, "steps": {}}, SloSpec())
     assert empty[0].verdict == "missed", "a run without requests must not pass"
+
+
+def fake_summary() -> dict[str, Any]:
+    return build_summary(
+        fake_stats(),
+        run_tag="t",
+        profile="p",
+        model="closed",
+        started=1000.0,
+        ended=1010.0,
+        peak_users=4,
+        final_users=0,
+        workers={"mode": "local", "covered": True},
+    )
+
+
+def test_an_objective_without_data_is_missed_unless_its_flow_is_optional() -> None:
+    """`load --users 1` ran browse only: the steps of session and upload that never ran fail the gate."""
+    from ksentinel.load.verdict import run_flows
+
+    steps_of = {name: f.steps for name, f in FLOWS.items()}
+    flows = run_flows(("session", "upload", "browse"), steps_of)
+    spec = parse_slo({"steps": {"cache.seed": {"p95": 0.2}}}, known_steps=KNOWN_STEPS)
+    rows = evaluate(fake_summary(), spec, flows=flows)
+    by_step = {(r.slo, r.step): r for r in rows}
+    for step in (*FLOWS["session"].steps, "upload.token_add", "upload.content_match", "browse.page"):
+        row = by_step[("p95", step)]
+        assert (row.verdict, row.measured_text) == ("missed", "no data"), step
+    assert ("p95", "cache.seed") not in by_step, "a configured step of a flow the run does not run"
+    assert by_step[("p95", "upload.chunk")].verdict == "met"
+    assert exit_code(rows) == 1
+    table = render_table(rows)
+    assert re.search(r"p95\s+session\.start\s+<= 0\.500s\s+no data\s+MISSED", table), table
+    optional = evaluate(fake_summary(), spec, flows=flows, optional=("session", "upload", "browse"))
+    assert {r.verdict for r in optional if r.measured is None} == {"no data"}
+    assert exit_code(optional) == 1, "browse.list's p95 is still missed"
+    assert "without data (optional flows)" in render_table(optional)
+    assert all(r.verdict != "no data" for r in optional if r.step == "browse.list")
+
+
+def test_an_unset_throughput_objective_is_not_set_in_the_table_and_the_report(tmp_path: Path) -> None:
+    from ksentinel.load.runner import LoadOutcome
+    from ksentinel.load.verdict import summary_line
+    from ksentinel.report.load_section import load_section
+    from ksentinel.report.model import RunReport
+    from ksentinel.report.render import render_html
+
+    summary = fake_summary()
+    flows = {"browse": ("browse.list",), "upload": ("upload.chunk",)}
+    rows = evaluate(summary, parse_slo({"error_ratio": 0.05}), flows=flows, optional=("upload",))
+    (throughput,) = [r for r in rows if r.slo == "throughput"]
+    assert (throughput.verdict, throughput.objective_text, throughput.measured_text) == (
+        "not set",
+        "-",
+        "20.1 req/s",
+    )
+    assert not throughput.missed
+    table = render_table(rows, summary)
+    assert re.search(r"throughput\s+all\s+-\s+20\.1 req/s\s+NOT SET", table), table
+    met = len(re.findall(r"\sMET$", table, re.M))
+    assert summary_line(rows) == (
+        f"SLOs: {met} met, 1 missed (p95 browse.list), 4 without data (optional flows), throughput not set"
+    )
+    assert table.splitlines()[len(rows) + 2] == summary_line(rows)
+    set_rows = evaluate(summary, parse_slo({"min_throughput": 50}), flows=flows, optional=("upload",))
+    assert [r.verdict for r in set_rows if r.slo == "throughput"] == ["missed"]
+    outcome = LoadOutcome(
+        1, "p", "t", rows=rows, summary=summary, table=table, verdict_line=summary_line(rows)
+    )
+    section = load_section(outcome, tmp_path)
+    assert {
+        "slo": "throughput",
+        "step": "all",
+        "objective_text": "-",
+        "measured_text": "20.1 req/s",
+    }.items() <= (section["rows"][1].items())
+    assert section["rows"][1]["verdict"] == "not set"
+    assert section["verdict_line"].endswith("throughput not set")
+    report = RunReport("t", "ref", "now", load=section)
+    assert report.to_dict()["load"]["rows"][1]["verdict"] == "not set"
+    html = render_html(report)
+    row = re.search(r'<tr class="slo-not-set"[^>]*>(.*?)</tr>', html, re.S)
+    assert row and "throughput" in row.group(1) and ">not set</span>" in row.group(1), html
+    assert 'class="badge passed">not set' not in html and 'class="badge skipped">not set' in html
+    assert "throughput not set" in html
 
 
 def test_exporter_metrics_are_bounded() -> None:
@@ -776,6 +923,175 @@ def test_two_workers_run_and_the_final_stats_cover_both(tmp_path: Path) -> None:
     assert summary["totals"]["requests"] > 0
     assert "workers: final stats from 2 of 2 (expected 2)" in outcome.table
     assert sum("2 workers connected" in line for line in lines) == 1, "Locust's own master saw 2 workers"
+
+
+# --- issue 12: a load run passes only when every flow ran --------------------------------------------
+
+# Three flows, three users, a few seconds (a profile file of a test's own suite).
+TRIO_PROFILES = """
+[defaults]
+users = 3
+spawn_rate = 3
+run_time = "4s"
+wait = [0.1, 0.3]
+mix = { session = 1, upload = 1, browse = 4 }
+upload_bytes = 65536
+chunk_bytes = 65536
+list_seed = 2
+ks_pool = 2
+
+[profiles.trio]
+"""
+
+
+def trio_suite(tmp_path: Path, extra: str = "", profiles: str = "") -> Path:
+    """A copy of the shipped suite with the trio profile (``extra`` appended to its locustfile)."""
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "locustfile.py").write_text((SUITE / "locustfile.py").read_text() + extra)
+    (suite / "profiles.toml").write_text(TRIO_PROFILES + profiles)
+    return suite
+
+
+def test_load_refuses_a_profile_with_fewer_users_than_flows(tmp_path: Path) -> None:
+    """`load --users 1` ran BrowseUser only and passed; now it does not start (no target needed)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "ksentinel.load", "--suite", str(SUITE), "--users", "1", "--run-time", "3s"],
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        env=load_env(),
+        cwd=tmp_path,
+        check=False,
+    )
+    assert proc.returncode == 2, (proc.stdout, proc.stderr[-2000:])
+    assert proc.stderr.splitlines() == [
+        "ksentinel: error: profile smoke: 1 user cannot run its 3 flows (session, upload, browse): every "
+        "flow needs a user of its own; use --users 3 or more, or take flows out of the mix"
+    ]
+    assert proc.stdout == ""
+
+
+def locust_env(ref: Reference, profiles: Path, profile: str) -> dict[str, str]:
+    env = load_env(ref)
+    env.update(
+        KSENTINEL_URL=ref.url,
+        KSENTINEL_PARTNER_ID=str(ref.p1.id),
+        KSENTINEL_LOAD_PROFILE=profile,
+        KSENTINEL_LOAD_PROFILES=str(profiles),
+    )
+    return env
+
+
+@pytest.mark.slow
+def test_locust_on_its_own_runs_the_profiles_users_one_per_flow_at_least(tmp_path: Path) -> None:
+    """`locust -f load/locustfile.py` with a profile: its users (3, not Locust's 1), each class one,
+    for its run time; too few users is refused with one line."""
+    suite = trio_suite(tmp_path)
+    locust = [sys.executable, "-m", "locust", "-f", str(SUITE / "locustfile.py"), "--headless"]
+    with start_reference(tmp_path / "ref") as ref:
+        env = locust_env(ref, suite / "profiles.toml", "trio")
+        proc = subprocess.run(locust, capture_output=True, text=True, timeout=40, env=env, cwd=tmp_path)
+        refused = subprocess.run(
+            [*locust, "-u", "2"], capture_output=True, text=True, timeout=40, env=env, cwd=tmp_path
+        )
+        assert not any(leftovers(ref)), leftovers(ref)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    spawned = re.search(r"All users spawned: (\{.*?\}) \((\d+) total users\)", out)
+    assert spawned, out[-4000:]
+    # Locust's weights alone give 3 users browse x2 + session (weights 4:1:1): upload never ran
+    assert json.loads(spawned.group(1)) == {"BrowseUser": 1, "SessionUser": 1, "UploadUser": 1}
+    assert "Run time limit set to 4 seconds" in out, "the profile's run time"
+    assert re.search(r"p95\s+upload\.content_match\s+<= 2\.000s\s+\S+s\s+MET", out), out[-4000:]
+    assert refused.returncode == 2, refused.stderr[-3000:]
+    assert "Ramping" not in refused.stderr and "ksentinel: profile" not in refused.stderr, "nothing started"
+    # Locust logs its "Starting Locust" line before a locustfile's init listener: beside it, one line
+    assert [line for line in refused.stderr.splitlines() if "locust.main: Starting Locust" not in line] == [
+        "ksentinel: error: profile trio: 2 users cannot run its 3 flows (session, upload, browse): every "
+        "flow needs a user of its own; use -u 3 or more, or take flows out of the mix"
+    ]
+
+
+@pytest.mark.slow
+def test_an_objective_without_data_fails_the_gate_unless_its_flow_is_optional(tmp_path: Path) -> None:
+    """Uploads that never convert within the run: their later steps have no data. Missed, unless the
+    profile lists upload in optional_flows; the unset throughput objective is "not set" throughout."""
+    from ksentinel.load.runner import run_load
+    from ksentinel.report.load_section import load_section
+    from ksentinel.report.model import RunReport
+    from ksentinel.report.render import render_html
+
+    suite = trio_suite(tmp_path, profiles='\n[profiles.lenient]\noptional_flows = ["upload"]\n')
+    with start_reference(tmp_path / "ref", ready_after=60.0) as ref:
+        strict = run_cli(ref, tmp_path, "--suite", str(suite), "--profile", "trio", "--html", "a/load.html")
+        target = Target.for_reference(ref.url, ref.p1.id, ref.p1.admin_secret)
+        lenient = run_load(target, profile="lenient", suite=suite, output=lambda line: None)
+        assert not any(leftovers(ref)), leftovers(ref)
+    assert strict.returncode == 1, (strict.stdout, strict.stderr[-3000:])
+    for step in ("upload.listed", "upload.content_match", "upload.delete"):
+        assert re.search(rf"p95\s+{re.escape(step)}\s+<= \S+\s+no data\s+MISSED", strict.stdout), (
+            strict.stdout
+        )
+    assert re.search(r"error_ratio\s+all\s+<= 1\.00%\s+0\.00%\s+MET", strict.stdout), strict.stdout
+    assert re.search(r"p95\s+session\.start\s+<= 0\.500s\s+\S+s\s+MET", strict.stdout), "session ran"
+    assert lenient.exit_code == 0, lenient.table
+    assert re.search(r"p95\s+upload\.listed\s+<= 0\.500s\s+no data\s+NO DATA", lenient.table)
+    # min_throughput is not set (0): reported, neither met nor missed, in the table, report and summary
+    assert re.search(r"throughput\s+all\s+-\s+\d+\.\d req/s\s+NOT SET", lenient.table), lenient.table
+    assert re.search(r"throughput\s+all\s+-\s+\d+\.\d req/s\s+NOT SET", strict.stdout)
+    assert lenient.verdict_line.endswith("without data (optional flows), throughput not set")
+    assert re.search(r"^SLOs: \d+ met, 0 missed, \d+ without data", lenient.verdict_line)
+    section = load_section(lenient, tmp_path)
+    (throughput,) = [row for row in section["rows"] if row["slo"] == "throughput"]
+    assert throughput["verdict"] == "not set" and throughput["objective_text"] == "-"
+    report = RunReport("load", ref.url, "now", load=section)
+    assert json.dumps(report.to_dict()).count('"verdict": "not set"') == 1
+    html = render_html(report)
+    assert re.search(r'<tr class="slo-not-set"[^>]*>\s*<td>throughput</td>', html), html
+    assert lenient.verdict_line in html
+
+
+# The test's own worker process that dies a moment after its test starts: no final statistics.
+_DYING_WORKER = """
+
+import os as _os
+
+import gevent as _gevent
+from locust import events as _events
+from locust.runners import WorkerRunner as _WorkerRunner
+
+
+@_events.test_start.add_listener
+def _die_once(environment, **_):
+    if not isinstance(environment.runner, _WorkerRunner):
+        return
+    try:  # the first worker only
+        _os.close(_os.open(Path(__file__).with_name("died"), _os.O_CREAT | _os.O_EXCL))
+    except FileExistsError:
+        return
+    _gevent.spawn_later(0.5, _os._exit, 0)
+"""
+
+
+@pytest.mark.slow
+def test_a_worker_without_final_stats_ends_the_run_with_exit_2_and_one_line(tmp_path: Path) -> None:
+    from ksentinel.load.runner import run_load
+
+    suite = trio_suite(tmp_path, _DYING_WORKER)
+    lines: list[str] = []
+    with start_reference(tmp_path / "ref") as ref:
+        target = Target.for_reference(ref.url, ref.p1.id, ref.p1.admin_secret)
+        outcome = run_load(target, profile="trio", workers=2, suite=suite, output=lines.append)
+        assert not any(leftovers(ref)), leftovers(ref)
+    assert (suite / "died").exists(), "one worker died"
+    assert outcome.summary is not None, lines[-20:]
+    assert outcome.summary["workers"]["covered"] is False, outcome.summary["workers"]
+    assert outcome.exit_code == 2, (outcome.table, lines[-20:])
+    assert outcome.message == (
+        "1 of 2 workers sent no final statistics (died or lost the master): the statistics leave out "
+        "what they ran, so the run has no SLO verdict"
+    )
 
 
 def test_bad_profile_and_bad_slo_are_one_line_usage_errors(tmp_path: Path) -> None:

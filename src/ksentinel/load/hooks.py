@@ -4,19 +4,26 @@
 
 * ``--ksentinel-run-tag`` (``$KSENTINEL_LOAD_RUN_TAG``): the master (or local process) picks the run
   tag and Locust hands it to every worker with the spawn message, so every object the run creates
-  carries the same tag;
-* at ``init``: the target (one-line error and exit 2 when there is none), the users' host, the
-  ``ksentinel_load_*`` exporter and the progress lines (master / local process only);
-* at ``test_start`` (master / local process only): the timeline sampler (:mod:`ksentinel.load.timeline`),
-  a greenlet that samples the statistics every second (every worker report interval on a master)
-  until ``test_stop``;
+  carries the same tag; and the profile's users, spawn rate and run time as the defaults of
+  ``-u``/``-r``/``-t`` (``locust -f load/locustfile.py`` runs the profile as ``ksentinel load`` does);
+* at ``init``: a closed-model run with fewer users than flows is refused (one line, exit 2; headless
+  or autostarted runs, and every staged one), the target (one-line error and exit 2 when there is
+  none), the users' host, the ``ksentinel_load_*`` exporter and the progress lines (master / local
+  process only);
+* at ``test_start`` (master / local process only): each flow's user class gets its ``fixed_count``
+  (:meth:`~ksentinel.load.profiles.Profile.user_counts` of the users started, the peak of a staged
+  profile: at least one each, the rest by weight), and the timeline sampler
+  (:mod:`ksentinel.load.timeline`), a greenlet that samples the statistics every second (every
+  worker report interval on a master) until ``test_stop``;
 * at ``test_stop``: on a worker, its users are stopped and its final stats sent at once; on the
   master, every worker is asked to do that and the master waits (bounded) for their final reports,
-  so the final stats cover all workers; then the run's leftovers are swept (``sweep --tag``);
+  so the final stats cover all workers (a worker Locust marks missing is not waited for); then the
+  run's leftovers are swept (``sweep --tag``);
 * at ``quitting`` (also after Ctrl-C / SIGINT, when users may still be running; SIGINT is handled
   even when the process was started with it ignored, as shells start background jobs): users stopped,
   leftovers swept, the JSON summary written to ``$KSENTINEL_LOAD_SUMMARY``; without that variable
-  (``locust -f`` on its own) the SLO table is logged and decides Locust's exit code.
+  (``locust -f`` on its own) the SLO table is logged and decides Locust's exit code (2 with one
+  error line when the final stats miss a worker).
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import gevent
 from locust import events as locust_events
 from locust.runners import (
     STATE_CLEANUP,
+    STATE_MISSING,
     STATE_STOPPED,
     STATE_STOPPING,
     WORKER_REPORT_INTERVAL,
@@ -42,14 +50,15 @@ from locust.runners import (
 
 from ksentinel.config import load_config
 from ksentinel.errors import ConfigError, KsentinelError
-from ksentinel.flows import new_run_id
+from ksentinel.flows import all_flows, new_run_id
 from ksentinel.load.arrival import ArrivalStats
 from ksentinel.load.cleanup import sweep_run
+from ksentinel.load.profiles import spread
 from ksentinel.load.summary import build_summary, write_summary
 from ksentinel.load.timeline import Timeline
 from ksentinel.load.transport import CHECK_TYPE, FLOW_TYPE
-from ksentinel.load.users import FlowUser, LoadRun
-from ksentinel.load.verdict import evaluate, exit_code, render_table
+from ksentinel.load.users import ArrivalUser, FlowUser, LoadRun
+from ksentinel.load.verdict import evaluate, exit_code, missing_workers, render_table, run_flows
 from ksentinel.slo import merge_slo, parse_slo
 
 log = logging.getLogger("ksentinel.load")
@@ -101,10 +110,19 @@ def install(run: LoadRun, events: Any = locust_events) -> None:
             help="Tag of every object the run creates (default: a new run id)",
             include_in_web_ui=False,
         )
+        profile = run.profile
+        if not profile.staged:  # a staged profile's LoadTestShape sets users and time itself
+            parser.set_defaults(
+                num_users=profile.users,
+                spawn_rate=profile.spawn_rate,
+                run_time=math.ceil(profile.run_time),
+            )
 
     @events.init.add_listener
     def _init(environment: Any, runner: Any = None, **_: Any) -> None:
         state.environment = environment
+        if runner is not None and not isinstance(runner, WorkerRunner):
+            _refuse_too_few_users(run, environment.parsed_options)
         try:
             target = run.resolve_target(environment.host)
         except KsentinelError as exc:
@@ -146,6 +164,8 @@ def install(run: LoadRun, events: Any = locust_events) -> None:
         options = environment.parsed_options
         expected = run.settings.workers or int(getattr(options, "expect_workers", 0) or 0)
         run.workers = max(1, expected) if isinstance(environment.runner, WorkerRunner) else 1
+        if not isinstance(environment.runner, WorkerRunner):
+            _fix_user_counts(environment)
         _start_timeline(environment)
 
     @events.test_stopping.add_listener
@@ -181,6 +201,62 @@ def install(run: LoadRun, events: Any = locust_events) -> None:
         if not state.swept:
             _sweep_leftovers()
         _finish(environment)
+
+
+# --- users per flow ------------------------------------------------------------------------------
+
+
+def _refuse_too_few_users(run: LoadRun, options: Any) -> None:
+    """Exit 2 with one line when a closed-model run cannot give every flow a user."""
+    profile = run.profile
+    if profile.open or options is None:
+        return
+    if profile.staged:
+        users, option = profile.peak_users, "$KSENTINEL_LOAD_USERS"
+    elif getattr(options, "headless", False) or getattr(options, "autostart", False):
+        users, option = options.num_users if options.num_users is not None else profile.users, "-u"
+    else:  # the web UI: the users come with each start (_fix_user_counts)
+        return
+    try:
+        profile.check_users(users, option=option)
+    except ConfigError as exc:
+        sys.stderr.write(f"ksentinel: error: {exc}\n")
+        raise SystemExit(2) from None
+
+
+def _fix_user_counts(environment: Any) -> None:
+    """Give each flow's user class a ``fixed_count``: one user at least, the rest by weight.
+
+    Locust's weights alone give a class no user when there are few (1 user runs only the heaviest
+    class). The counts are those of the users this start asks for (a staged profile's peak); a start
+    with fewer users than classes (the web UI) is stopped with an error line.
+    """
+    assert _STATE is not None
+    runner, profile = environment.runner, _STATE.run.profile
+    if profile.open or runner is None:
+        return
+    classes = [
+        c
+        for c in runner.user_classes
+        if issubclass(c, FlowUser) and not issubclass(c, ArrivalUser) and not c.abstract
+    ]
+    if not classes:
+        return
+    total = profile.peak_users if profile.staged else int(getattr(runner, "target_user_count", 0) or 0)
+    if total < len(classes):
+        names = ", ".join(c.__name__ for c in classes)
+        log.error(
+            "ksentinel: %d users cannot run the %d user classes of profile %s (%s): start %d or more",
+            total,
+            len(classes),
+            profile.name,
+            names,
+            len(classes),
+        )
+        gevent.spawn(runner.stop)
+        return
+    for user_class, count in spread(total, {c: max(1, int(c.weight or 0)) for c in classes}).items():
+        user_class.fixed_count = count
 
 
 # --- workers -------------------------------------------------------------------------------------
@@ -230,7 +306,10 @@ def _collect_final_reports(runner: Any) -> None:
     for client_id in workers:
         runner.send_message(STOP_MESSAGE, None, client_id)
     deadline = time.monotonic() + _STATE.run.settings.stop_wait
-    while not workers <= _STATE.final and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        lost = {client.id for client in runner.clients.all if client.state == STATE_MISSING}
+        if workers - lost <= _STATE.final:  # a worker gone missing sends nothing more: not waited for
+            break
         gevent.sleep(0.1)
     missing = workers - _STATE.final
     if missing:
@@ -330,10 +409,16 @@ def _finish(environment: Any) -> None:
         log.error("ksentinel: %s", exc)
         environment.process_exit_code = 2
         return
-    rows = evaluate(summary, spec)
+    steps_of = {name: flow.steps for name, flow in all_flows().items()}
+    flows = run_flows(run.profile.flows, steps_of)
+    rows = evaluate(summary, spec, flows=flows, optional=run.profile.optional_flows)
     for line in render_table(rows, summary).splitlines():
         log.info("%s", line)
     environment.process_exit_code = exit_code(rows)
+    lost = missing_workers(summary)
+    if lost and not state.interrupted:
+        log.error("ksentinel: error: %s", lost)
+        environment.process_exit_code = 2
 
 
 # --- timeline ------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ A profile says how many users run which flows for how long::
     spawn_rate = 3               # users started per second
     run_time = "20s"
     mix = { session = 1, upload = 1, browse = 2 }   # flow -> weight (SessionUser, UploadUser, BrowseUser)
+    optional_flows = ["upload"]  # flows whose objectives may have no data (else no data = missed)
     wait = [0.2, 1.0]            # seconds a user pauses between two flows (random in the range)
     upload_bytes = 65536         # size of each generated upload
     chunk_bytes = 16384          # uploadToken.upload chunk size
@@ -28,6 +29,10 @@ A profile says how many users run which flows for how long::
 
 ``[defaults]`` holds values every profile inherits. Errors are one-line ``ConfigError`` naming the
 file and the key path, with "did you mean" for unknown keys.
+
+In the closed model every flow of the mix is one user class, and each class gets at least one user
+(:meth:`Profile.user_counts`: the rest by weight); a run with fewer users than flows is refused
+(:meth:`Profile.check_users`).
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ PROFILE_KEYS = (
     "stages",
     "arrival_rate",
     "mix",
+    "optional_flows",
     "wait",
     "upload_bytes",
     "chunk_bytes",
@@ -97,6 +103,7 @@ class Profile:
     stages: tuple[Stage, ...] = ()
     arrival_rate: float = 0.0
     mix: Mapping[str, int] = field(default_factory=lambda: {"session": 1, "upload": 1, "browse": 1})
+    optional_flows: tuple[str, ...] = ()  # flows whose objectives may have no data
     wait: tuple[float, float] = (0.5, 2.0)
     upload_bytes: int = 256 * 1024
     chunk_bytes: int = 64 * 1024
@@ -132,6 +139,29 @@ class Profile:
     def runs(self, flow: str) -> bool:
         """True when a closed-model user class of ``flow`` takes part in this profile."""
         return not self.open and self.weight(flow) > 0
+
+    @property
+    def flows(self) -> tuple[str, ...]:
+        """The flows this profile runs (weight above 0), in the mix's order."""
+        return tuple(name for name, weight in self.mix.items() if weight > 0)
+
+    def user_counts(self, users: int | None = None) -> dict[str, int]:
+        """Users per flow of a closed-model run of ``users`` (default: the peak): one each, the rest by weight."""
+        return spread(self.peak_users if users is None else users, {f: self.weight(f) for f in self.flows})
+
+    def check_users(self, users: int | None = None, *, option: str = "--users") -> None:
+        """A closed-model run of ``users`` (default: the peak) gives every flow a user, else ``ConfigError``."""
+        if self.open:
+            return
+        users = self.peak_users if users is None else users
+        flows = self.flows
+        if users < len(flows):
+            peak = " at its peak" if self.staged else ""
+            raise ConfigError(
+                f"profile {self.name}: {users} user{'s' if users != 1 else ''}{peak} cannot run its "
+                f"{len(flows)} flows ({', '.join(flows)}): every flow needs a user of its own; "
+                f"use {option} {len(flows)} or more, or take flows out of the mix"
+            )
 
     def ready_timeout_for(self, target: Target) -> float:
         """How long an upload may take to convert: the profile's ``ready_timeout``, else the target's."""
@@ -294,6 +324,10 @@ def _profile(
         values["wait"] = _wait(table["wait"], f"{where}.wait")
     if "mix" in table:
         values["mix"] = _mix(table["mix"], f"{where}.mix", known_flows)
+    if "optional_flows" in table:
+        values["optional_flows"] = _flow_names(
+            table["optional_flows"], f"{where}.optional_flows", known_flows
+        )
     if "stages" in table:
         values["stages"] = _stages(table["stages"], f"{where}.stages")
     if "slo" in table:
@@ -346,6 +380,31 @@ def _stages(value: Any, where: str) -> tuple[Stage, ...]:
     return tuple(stages)
 
 
+def spread(total: int, weights: Mapping[Any, int]) -> dict[Any, int]:
+    """``total`` users over ``weights`` (all above 0): one each first, then as near the weights as can be.
+
+    With fewer users than keys the heaviest keys get one each (ties: the first).
+    """
+    keys = list(weights)
+    if total <= len(keys):
+        ranked = sorted(keys, key=lambda key: -weights[key])[: max(0, total)]
+        return {key: int(key in ranked) for key in keys}
+    whole = sum(weights.values())
+    share = {key: total * weights[key] / whole for key in keys}
+    counts = {key: max(1, math.floor(share[key])) for key in keys}
+    while sum(counts.values()) < total:  # the largest shortfall first
+        counts[max(keys, key=lambda key: share[key] - counts[key])] += 1
+    while sum(counts.values()) > total:  # one-per-flow pushed it over: take from the largest excess
+        counts[max((k for k in keys if counts[k] > 1), key=lambda key: counts[key] - share[key])] -= 1
+    return counts
+
+
+def _unknown_flow(name: str, where: str, known_flows: tuple[str, ...], *, named: bool = False) -> _Invalid:
+    hint = difflib.get_close_matches(name, known_flows, n=1, cutoff=0.6)
+    detail = f"did you mean '{hint[0]}'?" if hint else f"known flows: {', '.join(sorted(known_flows))}"
+    return _Invalid(f"{where}: unknown flow{f' {json.dumps(name)}' if named else ''}; {detail}")
+
+
 def _mix(value: Any, where: str, known_flows: tuple[str, ...]) -> dict[str, int]:
     table = _table(value, where)
     if not table:
@@ -353,13 +412,20 @@ def _mix(value: Any, where: str, known_flows: tuple[str, ...]) -> dict[str, int]
     mix = {}
     for flow_name, weight in table.items():
         if known_flows and flow_name not in known_flows:
-            hint = difflib.get_close_matches(flow_name, known_flows, n=1, cutoff=0.6)
-            detail = (
-                f"did you mean '{hint[0]}'?" if hint else f"known flows: {', '.join(sorted(known_flows))}"
-            )
-            raise _Invalid(f"{where}.{flow_name}: unknown flow; {detail}")
+            raise _unknown_flow(flow_name, f"{where}.{flow_name}", known_flows)
         mix[flow_name] = _int(weight, f"{where}.{flow_name}", minimum=0)
     return mix
+
+
+def _flow_names(value: Any, where: str, known_flows: tuple[str, ...]) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise _Invalid(f'{where}: expected an array of flow names (e.g. ["upload"]), got {_describe(value)}')
+    for index, name in enumerate(value):
+        if not isinstance(name, str):
+            raise _Invalid(f"{where}[{index}]: expected a flow name, got {_describe(name)}")
+        if known_flows and name not in known_flows:
+            raise _unknown_flow(name, f"{where}[{index}]", known_flows, named=True)
+    return tuple(dict.fromkeys(value))
 
 
 def _wait(value: Any, where: str) -> tuple[float, float]:

@@ -11,8 +11,10 @@ Ctrl-C (SIGINT) or SIGTERM: the master is asked to stop (SIGINT: its users clean
 send their final stats, the HTML report and the summary are written); a second one kills the
 children. Whatever happened, the run's leftovers are swept by tag at the end.
 
-Exit codes (:attr:`LoadOutcome.exit_code`): 0 every SLO met, 1 an SLO missed, 2 usage, configuration
-or target error, or a run that produced no summary, 130 interrupted.
+Exit codes (:attr:`LoadOutcome.exit_code`): 0 every SLO met, 1 an SLO missed (an objective without
+data is missed unless its flow is optional), 2 usage, configuration or target error (a closed-model
+profile with fewer users than flows is refused before anything starts), a run that produced no
+summary, or a distributed run whose final statistics miss a worker, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -42,7 +44,15 @@ from ksentinel.load.cleanup import sweep_run
 from ksentinel.load.profiles import Profile, load_profiles
 from ksentinel.load.settings import PREFIX, LoadSettings
 from ksentinel.load.summary import read_summary
-from ksentinel.load.verdict import SloRow, evaluate, exit_code, render_table
+from ksentinel.load.verdict import (
+    SloRow,
+    evaluate,
+    exit_code,
+    missing_workers,
+    render_table,
+    run_flows,
+    summary_line,
+)
 from ksentinel.slo import SloSpec, merge_slo, parse_slo
 
 EXIT_OK, EXIT_MISSED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -61,6 +71,7 @@ class LoadOutcome:
     rows: list[SloRow] = field(default_factory=list)
     summary: dict[str, Any] | None = None
     table: str = ""
+    verdict_line: str = ""  # "SLOs: 36 met, 0 missed, throughput not set" (empty without a summary)
     report_path: Path | None = None
     csv_prefix: str | None = None
     interrupted: bool = False
@@ -76,6 +87,7 @@ class LoadPlan:
     profiles_path: Path
     profile: Profile
     spec: SloSpec
+    flows: dict[str, tuple[str, ...]]  # the flows the profile runs -> their steps (each needs data)
 
 
 def find_suite(suite: Path | None) -> Path:
@@ -105,6 +117,7 @@ def plan_load(
     profiles_path = suite_dir / "profiles.toml"
     chosen = load_profiles(profiles_path, known_flows=known_flows, known_steps=known_steps).get(profile)
     chosen = chosen.with_overrides(users=users, spawn_rate=spawn_rate, run_time=run_time)
+    chosen.check_users()
     config = config if config is not None else load_config()
     slo_args = {"known_steps": known_steps, "known_flows": known_flows}
     source = str(config.path) if config.path is not None else config.label
@@ -112,7 +125,10 @@ def plan_load(
     spec = parse_slo(
         merge_slo(config.slo, chosen.slo), source=f"{source} + profile {chosen.name}", **slo_args
     )
-    return LoadPlan(suite_dir / "locustfile.py", profiles_path, chosen, spec)
+    steps_of = {name: f.steps for name, f in flows.items()}
+    return LoadPlan(
+        suite_dir / "locustfile.py", profiles_path, chosen, spec, run_flows(chosen.flows, steps_of)
+    )
 
 
 def run_load(
@@ -172,14 +188,16 @@ def run_load(
         outcome.message = f"the load run ended without a summary of its statistics: {detail}"
         outcome.exit_code = EXIT_INTERRUPTED if outcome.interrupted else EXIT_USAGE
         return outcome
-    outcome.rows = evaluate(summary, plan.spec)
+    outcome.rows = evaluate(summary, plan.spec, flows=plan.flows, optional=plan.profile.optional_flows)
     outcome.table = render_table(outcome.rows, summary)
-    workers_info = summary.get("workers") or {}
-    if not workers_info.get("covered", True):
-        outcome.table += f"\nwarning: the final stats cover {workers_info.get('final')} of {workers_info.get('seen')} workers"
+    outcome.verdict_line = summary_line(outcome.rows)
     if html is not None and not html.exists():
         outcome.report_path = None
     outcome.exit_code = EXIT_INTERRUPTED if outcome.interrupted else exit_code(outcome.rows)
+    lost = missing_workers(summary)
+    if lost and not outcome.interrupted:
+        outcome.message = lost
+        outcome.exit_code = EXIT_USAGE
     return outcome
 
 

@@ -16,8 +16,10 @@ locustfile (a Locust process) may import it. ``load/locustfile.py`` shows the in
   :class:`~ksentinel.load.transport.LocustTransport` over the user's own FastHttpUser client, so each
   HTTP call is a Locust request named by its step; each whole flow is one more ``FLOW`` event.
 * :class:`ArrivalUser` is an executor of the open model: it takes the next due arrival of the
-  process-wide :class:`~ksentinel.load.arrival.ArrivalSchedule`, runs a flow picked by the mix and
-  measures from the arrival's due time.
+  process-wide :class:`~ksentinel.load.arrival.ArrivalSchedule`, runs the mix's next flow (a smooth
+  weighted round robin: in every run of as many arrivals as the weights add up to, each flow comes
+  up as often as its weight, so a short run still runs every flow) and measures from the arrival's
+  due time.
 * :func:`stages_shape` gives the staged profiles (ramp, soak, spike) their ``LoadTestShape``.
 
 Sessions: ``sessions = "local"`` shares a pool of ``ks_pool`` :class:`~ksentinel.flows.Sessions`
@@ -112,6 +114,7 @@ class LoadRun:
     schedule: ArrivalSchedule | None = None
     pool: list[Sessions] = field(default_factory=list)
     _slots: Any = field(default_factory=itertools.count)
+    _turns: dict[str, int] = field(default_factory=dict)
 
     def resolve_target(self, host: str | None = None) -> Target:
         """The target from the KSENTINEL_* environment (``--host`` overrides its URL); cached."""
@@ -141,6 +144,15 @@ class LoadRun:
                 for i in range(max(1, self.profile.ks_pool))
             ]
         return self.pool[slot % len(self.pool)]
+
+    def next_mix_flow(self) -> str:
+        """The flow of the next arrival: smooth weighted round robin over the mix (every flow early)."""
+        weights = {name: self.profile.weight(name) for name in self.profile.flows}
+        for name, weight in weights.items():
+            self._turns[name] = self._turns.get(name, 0) + weight
+        chosen = max(weights, key=lambda name: self._turns[name])
+        self._turns[chosen] -= sum(weights.values())
+        return chosen
 
     def arrivals(self) -> ArrivalSchedule:
         """This process's share of the open model's arrival rate."""
@@ -301,10 +313,7 @@ class ArrivalUser(FlowUser):
         if delay > 0:
             gevent.sleep(delay)
         schedule.started(due)
-        mix = self.load_run.profile.mix
-        names = [name for name, weight in mix.items() if weight > 0]
-        name = random.choices(names, weights=[mix[n] for n in names])[0]
-        self.run_one(name, due=due)
+        self.run_one(self.load_run.next_mix_flow(), due=due)
 
 
 class StagesShape(LoadTestShape):

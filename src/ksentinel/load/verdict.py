@@ -2,19 +2,22 @@
 
 One row per objective: ``error_ratio`` and ``throughput`` over the whole run (step ``all``), then
 ``p95``/``p99`` of every measured step against its objective (``[slo.steps.NAME]``, else
-``[slo.default_step]``), and a ``no data`` row for a configured step that made no request. A run
-that made no request at all misses its error-ratio objective. Exit code: 0 all met, 1 one missed.
+``[slo.default_step]``), and of every step of the run's flows (and every configured step of them)
+that made no request. An objective without data is missed, unless the profile lists its flow in
+``optional_flows`` (then ``no data``); a run that made no request at all misses its error-ratio
+objective. A ``min_throughput`` of 0 (the default) is ``not set``: measured, never met or missed.
+Exit code: 0 nothing missed, 1 one missed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ksentinel.slo import SloSpec
 
-MET, MISSED, NO_DATA = "met", "missed", "no data"
+MET, MISSED, NO_DATA, NOT_SET = "met", "missed", "no data", "not set"
 #: Open model: the share of due arrivals an executor must have started (else the run could not keep
 #: its arrival rate: the server stalled, or there are too few executors for the rate). Each
 #: process's last arrival, due as the run ends, is not counted.
@@ -36,13 +39,15 @@ class SloRow:
 
     @property
     def objective_text(self) -> str:
+        if self.verdict == NOT_SET:
+            return "-"
         sign = ">=" if self.slo in ("throughput", "arrivals") else "<="
         return f"{sign} {_format(self.objective, self.unit)}"
 
     @property
     def measured_text(self) -> str:
         if self.measured is None:
-            return "no requests" if self.slo == "error_ratio" else "-"
+            return "no requests" if self.slo == "error_ratio" else "no data"
         return _format(self.measured, self.unit)
 
     def as_dict(self) -> dict[str, Any]:
@@ -64,8 +69,20 @@ def _format(value: float, unit: str) -> str:
     return f"{value:.3f}s"
 
 
-def evaluate(summary: Mapping[str, Any], spec: SloSpec) -> list[SloRow]:
-    """Every SLO row of ``summary`` (a :mod:`~ksentinel.load.summary` dict) against ``spec``."""
+def evaluate(
+    summary: Mapping[str, Any],
+    spec: SloSpec,
+    *,
+    flows: Mapping[str, Sequence[str]] | None = None,
+    optional: Collection[str] = (),
+) -> list[SloRow]:
+    """Every SLO row of ``summary`` (a :mod:`~ksentinel.load.summary` dict) against ``spec``.
+
+    ``flows`` maps each flow the run was to run to its steps (:func:`run_flows`): each of those steps
+    needs data, and so does each configured step of those flows; configured steps of other flows
+    are not objectives of this run. Without ``flows`` every configured step needs data. A step
+    without data is missed, unless its flow is in ``optional``.
+    """
     totals = summary.get("totals") or {}
     rows: list[SloRow] = []
     ratio = totals.get("error_ratio")
@@ -75,7 +92,7 @@ def evaluate(summary: Mapping[str, Any], spec: SloSpec) -> list[SloRow]:
         verdict = MET if ratio <= spec.error_ratio else MISSED
         rows.append(SloRow("error_ratio", "all", spec.error_ratio, float(ratio), verdict, "ratio"))
     rps = float(totals.get("rps") or 0.0)
-    verdict = MET if rps >= spec.min_throughput else MISSED
+    verdict = NOT_SET if spec.min_throughput <= 0 else MET if rps >= spec.min_throughput else MISSED
     rows.append(SloRow("throughput", "all", spec.min_throughput, rps, verdict, "req/s"))
     arrival = summary.get("arrival") or {}
     if arrival.get("due"):
@@ -85,12 +102,17 @@ def evaluate(summary: Mapping[str, Any], spec: SloSpec) -> list[SloRow]:
         verdict = MET if started >= ARRIVALS_STARTED else MISSED
         rows.append(SloRow("arrivals", "all", ARRIVALS_STARTED, started, verdict, "ratio"))
     steps: Mapping[str, Any] = summary.get("steps") or {}
-    names = sorted(set(steps) | set(spec.steps))
-    for name in names:
+    owner = {step: flow for flow, names in (flows or {}).items() for step in names}
+    expected = set(owner)
+    for name in spec.steps:
+        if flows is None or _flow_of(name, owner) in flows:
+            expected.add(name)
+    for name in sorted(set(steps) | expected):
         measured = (steps.get(name) or {}).get("latency")
         for percentile, objective in spec.step(name).items():
             if not measured:
-                rows.append(SloRow(percentile, name, objective, None, NO_DATA, "s"))
+                verdict = NO_DATA if _flow_of(name, owner) in optional else MISSED
+                rows.append(SloRow(percentile, name, objective, None, verdict, "s"))
                 continue
             value = float(measured[percentile])
             rows.append(
@@ -99,8 +121,48 @@ def evaluate(summary: Mapping[str, Any], spec: SloSpec) -> list[SloRow]:
     return rows
 
 
+def _flow_of(step: str, owner: Mapping[str, str]) -> str:
+    """The flow of ``step``: the catalogue's, else the part of its name before the first dot."""
+    return owner.get(step) or step.split(".", 1)[0]
+
+
+def run_flows(flow_names: Sequence[str], steps_of: Mapping[str, Sequence[str]]) -> dict[str, tuple[str, ...]]:
+    """``{flow: its steps}`` of the flows a run was to run (``steps_of``: the catalogue's step names)."""
+    return {name: tuple(steps_of.get(name, ())) for name in flow_names}
+
+
 def exit_code(rows: Sequence[SloRow]) -> int:
     return 1 if any(row.missed for row in rows) else 0
+
+
+def missing_workers(summary: Mapping[str, Any]) -> str | None:
+    """One line when a distributed run's final statistics miss a worker (no verdict then), else None."""
+    workers = summary.get("workers") or {}
+    if workers.get("mode") != "master" or workers.get("covered", True):
+        return None
+    final = int(workers.get("final") or 0)
+    total = max(int(workers.get("seen") or 0), int(workers.get("expected") or 0))
+    return (
+        f"{total - final} of {total} workers sent no final statistics (died or lost the master): "
+        "the statistics leave out what they ran, so the run has no SLO verdict"
+    )
+
+
+def summary_line(rows: Sequence[SloRow]) -> str:
+    """``SLOs: 36 met, 1 missed (p95 browse.list), 2 without data (optional), throughput not set``."""
+    missed = [r for r in rows if r.missed]
+    met = sum(1 for r in rows if r.verdict == MET)
+    no_data = sum(1 for r in rows if r.verdict == NO_DATA)
+    line = f"SLOs: {met} met, {len(missed)} missed"
+    if missed:
+        names = ", ".join(f"{r.slo} {r.step}" for r in missed[:6])
+        line += f" ({names}{', ...' if len(missed) > 6 else ''})"
+    if no_data:
+        line += f", {no_data} without data (optional flows)"
+    for row in rows:
+        if row.verdict == NOT_SET:
+            line += f", {row.slo} not set"
+    return line
 
 
 def render_table(rows: Sequence[SloRow], summary: Mapping[str, Any] | None = None) -> str:
@@ -113,16 +175,7 @@ def render_table(rows: Sequence[SloRow], summary: Mapping[str, Any] | None = Non
         for line in [header, *body]
     ]
     lines.insert(1, "  ".join("-" * width for width in widths))
-    missed = [r for r in rows if r.missed]
-    met = sum(1 for r in rows if r.verdict == MET)
-    no_data = sum(1 for r in rows if r.verdict == NO_DATA)
-    tail = f"SLOs: {met} met, {len(missed)} missed"
-    if missed:
-        names = ", ".join(f"{r.slo} {r.step}" for r in missed[:6])
-        tail += f" ({names}{', ...' if len(missed) > 6 else ''})"
-    if no_data:
-        tail += f", {no_data} without data"
-    lines.append(tail)
+    lines.append(summary_line(rows))
     if summary is not None:
         lines += _summary_lines(summary)
     return "\n".join(lines)

@@ -46,6 +46,7 @@ def load_section(outcome: LoadOutcome, report_dir: Path) -> dict[str, Any]:
             }
             for row in outcome.rows
         ],
+        "verdict_line": outcome.verdict_line,  # "SLOs: 36 met, 0 missed, throughput not set"
         "totals": dict(summary.get("totals") or {}),
         "duration": float(summary.get("duration_seconds") or 0.0),
         "charts": load_charts(summary),
