@@ -138,9 +138,9 @@ def load_stage(run: DemoRun, report: RunReport, tick: Tick) -> Stage:
         return Stage("load", "error", seconds, outcome.message or "the run produced no statistics")
     missed = [row for row in outcome.rows if row.missed]
     totals = outcome.summary.get("totals") or {}
+    verdicts = outcome.verdict_line.removeprefix("SLOs: ") or f"{len(missed)} missed"
     summary = (
-        f"{totals.get('requests', 0)} requests, {float(totals.get('rps') or 0):.1f} req/s, "
-        f"{len(outcome.rows) - len(missed)} of {len(outcome.rows)} SLOs met"
+        f"{totals.get('requests', 0)} requests, {float(totals.get('rps') or 0):.1f} req/s, SLOs {verdicts}"
     )
     if missed:
         summary += f"; missed: {', '.join(f'{r.slo} {r.step}' for r in missed[:3])}"

@@ -153,7 +153,8 @@ def load_part(
         measured = ", ".join(
             f"{r.slo} {r.measured_text}" for r in (ratio, rps) if r is not None and r.measured is not None
         )
-        return Verdict(False, f"{len(outcome.rows)} SLOs met ({measured})")
+        verdicts = outcome.verdict_line.removeprefix("SLOs: ") or f"{len(outcome.rows)} met"
+        return Verdict(False, f"SLOs {verdicts} ({measured})")
     if outcome.exit_code == EXIT_MISSED and missed:
         first = missed[0]
         return Verdict(
