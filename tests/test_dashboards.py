@@ -36,8 +36,10 @@ from ksentinel.slo import parse_slo
 REPO = Path(__file__).resolve().parents[1]
 SUITE = REPO / "dashboards"
 TITLES = {"Kaltura API overview", "Flow detail", "Load run"}
-# the default [slo]: one objective group, a page and a ticket rule per budget burn, plus four shared alerts
-DEFAULT_RULES = 8
+# the default [slo]: one objective group, a page and a ticket rule per budget burn, plus five shared alerts
+# (KalturaFlowFailing, KalturaProbeAbsent, KalturaProbeMisconfigured, KalturaCacheStaleReads,
+# KalturaCacheHitRatioLow)
+DEFAULT_RULES = 9
 
 
 @pytest.fixture(scope="module")

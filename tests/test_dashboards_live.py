@@ -5,7 +5,7 @@
 - end to end: Prometheus (``/usr/bin/prometheus``, Debian's ``prometheus`` package) loaded with the
   rules of a test configuration (``for`` of 2s, windows of seconds) scrapes ``probe serve`` against
   the embedded reference platform: with ``--fault http-500`` ``KalturaFlowFailing`` fires; on a clean
-  platform no alert fires.
+  platform no alert fires; with a wrong secret ``KalturaProbeMisconfigured`` fires and nothing pages.
 
 Without the binaries these tests skip, unless ``KSENTINEL_REQUIRE_SYSTEM_DEPS=1``.
 """
@@ -301,11 +301,11 @@ def api(http: httpx.Client, url: str, path: str, **params: Any) -> Any:
 
 
 @contextlib.contextmanager
-def stack(tmp: Path, *faults: str) -> Iterator[tuple[str, int]]:
+def stack(tmp: Path, *faults: str, config: str = TEST_CONFIG) -> Iterator[tuple[str, int]]:
     """Probe serve + Prometheus with the rules of the test configuration; yields Prometheus' URL and
     the number of rules loaded."""
     tmp.mkdir(parents=True, exist_ok=True)
-    (tmp / "ksentinel.toml").write_text(TEST_CONFIG)
+    (tmp / "ksentinel.toml").write_text(config)
     result = build(load_config(tmp / "ksentinel.toml"), SUITE)
     write_build(result, tmp / "build")
     with (
@@ -371,3 +371,39 @@ def test_prometheus_fires_nothing_on_a_clean_platform(tmp_path: Path) -> None:
         budget = api(http, url, "query", query="target_flow:ksentinel_probe_error_budget_remaining:ratio")
         assert {r["metric"]["flow"] for r in budget["result"]} == {"session", "list", "cache", "delete"}
         assert all(float(r["value"][1]) == 1.0 for r in budget["result"])
+
+
+@pytest.mark.slow
+def test_prometheus_tickets_a_wrong_secret_and_pages_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import start_reference
+
+    monkeypatch.setenv("WRONG_ADMIN_SECRET", "not-the-admin-secret-0123456789")
+    with start_reference(tmp_path / "ref") as ref:
+        config = TEST_CONFIG.replace("[probes]\n", '[probes]\ntargets = ["wrong"]\n') + (
+            f'\n[targets.wrong]\nurl = "{ref.url}"\npartner_id = {ref.p1.id}\n'
+            'admin_secret_env = "WRONG_ADMIN_SECRET"\n'
+        )
+        with stack(tmp_path / "stack", config=config) as (url, count), httpx.Client(timeout=5) as http:
+            deadline = time.monotonic() + 60
+            firing: list[dict[str, Any]] = []
+            while time.monotonic() < deadline and len(firing) < 4:
+                alerts = api(http, url, "alerts")["alerts"]
+                firing = [
+                    a
+                    for a in alerts
+                    if a["labels"]["alertname"] == "KalturaProbeMisconfigured" and a["state"] == "firing"
+                ]
+                time.sleep(0.5)
+            assert {a["labels"]["flow"] for a in firing} == {"session", "list", "cache", "delete"}, alerts
+            alert = firing[0]
+            assert alert["labels"]["severity"] == "ticket" and alert["labels"]["target"] == "wrong"
+            assert alert["annotations"]["runbook_url"] == "docs/runbooks.md#kalturaprobemisconfigured"
+            time.sleep(12)  # longer than the burn windows' short windows (10s) and every `for` (2s)
+            runs = api(http, url, "query", query='sum(ksentinel_probe_runs_total{result="error"})')["result"]
+            assert runs and float(runs[0]["value"][1]) >= 20, runs
+            # nothing but the ticket fired, ever: no KalturaFlowFailing page, no budget burn
+            fired = api(http, url, "query", query='count_over_time(ALERTS{alertstate="firing"}[10m])')
+            assert {r["metric"]["alertname"] for r in fired["result"]} == {"KalturaProbeMisconfigured"}, fired
+            rules_are_healthy(http, url, count)

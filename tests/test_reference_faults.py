@@ -14,7 +14,7 @@ import pytest
 from ksentinel.kaltura import ks as ks_lib
 from ksentinel.reference.faults import CATALOGUE
 from tests.conftest import Reference, start_reference
-from tests.helpers import admin_ks, is_error, raw_call, upload_entry
+from tests.helpers import admin_ks, is_error, raw_call, upload_entry, user_ks
 
 FAULT_CHECKS: dict[str, Callable[[Reference, httpx.Client, bool], None]] = {}
 
@@ -47,6 +47,30 @@ def _schema_drift(ref: Reference, http: httpx.Client, faulty: bool) -> None:
     )
     assert ("updatedAt" not in entry and "updated_at" in entry) is faulty
     assert (not isinstance(entry["createdAt"], int)) is faulty
+
+
+def _drifted(entry: dict) -> bool:
+    return "updatedAt" not in entry and "updated_at" in entry and not isinstance(entry["createdAt"], int)
+
+
+@fault_check("schema-drift-reads")
+def _schema_drift_reads(ref: Reference, http: httpx.Client, faulty: bool) -> None:
+    ks = admin_ks(ref.p1)
+    new = {"objectType": "KalturaMediaEntry", "name": "drift on reads", "mediaType": 1}
+    _, added = raw_call(http, ref.url, "media", "add", ks=ks, entry=new)
+    assert not _drifted(added) and isinstance(added["updatedAt"], int), "add answers must stay right"
+    _, updated = raw_call(
+        http, ref.url, "baseEntry", "update", ks=ks, entryId=added["id"], baseEntry={"name": "renamed"}
+    )
+    assert not _drifted(updated), "update answers must stay right"
+    filters = {"baseEntry": "KalturaBaseEntryFilter", "media": "KalturaMediaEntryFilter"}
+    for service, filter_type in filters.items():
+        _, got = raw_call(http, ref.url, service, "get", ks=ks, entryId=added["id"])
+        assert _drifted(got) is faulty, (service, got)
+        query = {"objectType": filter_type, "idEqual": added["id"], "statusEqual": 7}
+        _, listed = raw_call(http, ref.url, service, "list", ks=ks, filter=query, nocache=1)
+        assert [o["id"] for o in listed["objects"]] == [added["id"]], listed
+        assert _drifted(listed["objects"][0]) is faulty, (service, listed)
 
 
 @fault_check("wrong-error-code")
@@ -101,6 +125,25 @@ def _cache_leak(ref: Reference, http: httpx.Client, faulty: bool) -> None:
     assert entry["id"] in {o["id"] for o in first["objects"]}
     _, second = raw_call(http, ref.url, "baseEntry", "list", ks=ks2, **query)
     assert (entry["id"] in {o["id"] for o in second.get("objects", [])}) is faulty
+
+
+@fault_check("cache-user-leak")
+def _cache_user_leak(ref: Reference, http: httpx.Client, faulty: bool) -> None:
+    alice, bob = user_ks(ref.p1, "alice"), user_ks(ref.p1, "bob")
+    _, entry = raw_call(
+        http,
+        ref.url,
+        "baseEntry",
+        "add",
+        ks=alice,
+        entry={"objectType": "KalturaBaseEntry", "name": "alice's"},
+    )
+    query = {"filter": {"objectType": "KalturaBaseEntryFilter", "statusEqual": 7}}
+    _, first = raw_call(http, ref.url, "baseEntry", "list", ks=alice, **query)
+    assert entry["id"] in {o["id"] for o in first["objects"]}
+    response, second = raw_call(http, ref.url, "baseEntry", "list", ks=bob, **query)
+    assert (entry["id"] in {o["id"] for o in second.get("objects", [])}) is faulty
+    assert response.headers["X-Kaltura"].startswith("cached-" if faulty else "cache-key")
 
 
 @fault_check("ks-expiry-ignored")

@@ -226,6 +226,91 @@ def test_parse_schema_size_cap_is_adjustable() -> None:
         parse_schema(MINIMAL, max_bytes=10)
 
 
+#: an apiVersion 3.x schema: no action says sessionRequired
+OLD_SCHEMA = b"""<?xml version="1.0" encoding="UTF-8"?>
+<xml apiVersion="3.1.6" generatedDate="1380000000">
+  <classes>
+    <class name="KalturaSessionInfo"><property name="ks" type="string"/></class>
+  </classes>
+  <services>
+    <service id="session" name="session">
+      <action name="start"><param name="secret" type="string"/><result type="string"/></action>
+      <action name="startWidgetSession"><param name="widgetId" type="string"/><result type="string"/></action>
+      <action name="end"><result/></action>
+      <action name="get"><result type="KalturaSessionInfo"/></action>
+    </service>
+    <service id="system" name="system">
+      <action name="ping"><result type="bool"/></action>
+      <action name="getTime"><result type="int"/></action>
+    </service>
+    <service id="baseentry" name="baseEntry">
+      <action name="count"><result type="int"/></action>
+    </service>
+    <service id="newthing_widget" name="widget" plugin="newthing">
+      <action name="make"><result type="int"/></action>
+    </service>
+  </services>
+</xml>
+"""
+
+
+def test_an_old_schema_without_session_required_is_not_taken_to_need_a_ks_everywhere() -> None:
+    """What the server serves without a KS (docs/contracts.md, "Old schemas") is not judged as needing one."""
+    import requests
+    import schemathesis
+    from schemathesis.errors import FailureGroup
+
+    from ksentinel.contract.kaltura_checks import no_success_without_ks
+
+    old = parse_schema(OLD_SCHEMA)
+    session = {
+        f"{service.name}.{action.name}": action.session_required
+        for service in old.services.values()
+        for action in service.actions
+    }
+    assert session == {
+        "session.start": "none",
+        "session.startWidgetSession": "none",
+        "session.end": "optional",
+        "session.get": "always",
+        "system.ping": "none",
+        "system.getTime": "none",
+        "baseEntry.count": "always",
+        "widget.make": "always",
+    }
+    # a schema that says wins over the defaults, whatever its version
+    said = OLD_SCHEMA.replace(b'<action name="ping">', b'<action name="ping" sessionRequired="always">')
+    assert parse_schema(said).action("system", "ping")[1].session_required == "always"
+
+    doc = to_openapi(old, server_url="http://kaltura.invalid")
+    assert "security" not in operation(doc, "session", "start")
+    assert operation(doc, "baseentry", "count")["security"] == [{"ks": []}]
+    schema = schemathesis.openapi.from_dict(doc)
+
+    def verdict(service_id: str, action: str, result: Any) -> str | None:
+        """The no_success_without_ks failure of ``result`` answered to a request without a KS."""
+        case = schema[f"/api_v3/service/{service_id}/action/{action}"]["POST"].Case(query={"format": "1"})
+        request = requests.Request("POST", f"http://kaltura.invalid{case.path}", params=case.query).prepare()
+        response = schemathesis.Response(
+            200, {"content-type": ["application/json"]}, json.dumps(result).encode(), request, 0.01, True
+        )
+        try:
+            case.validate_response(response, checks=[no_success_without_ks])
+        except FailureGroup as group:
+            return str(group.exceptions[0].message)
+        return None
+
+    assert verdict("session", "start", "djJ8MTAxfA==") is None
+    assert verdict("session", "startWidgetSession", "djJ8MTAxfA==") is None
+    assert verdict("session", "end", None) is None
+    assert verdict("system", "ping", True) is None
+    assert verdict("system", "getTime", 1700000000) is None
+    assert verdict("baseentry", "count", 3) == (
+        "no_success_without_ks: baseEntry.count succeeded without a KS although it requires one"
+    )
+    assert verdict("session", "get", {"objectType": "KalturaSessionInfo", "ks": ""}) is not None
+
+
 def test_external_entities_are_never_fetched(tmp_path: Path) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("TOP-SECRET-CONTENT")

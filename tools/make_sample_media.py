@@ -1,8 +1,11 @@
 """Make ksentinel's tiny playable media file: 1 s of 64x64 H.264 video at 10 fps with a 1 kHz AAC tone."""
+
 import math
+import sys
+
 import av
 import numpy as np
-import sys
+
 out = sys.argv[1]
 container = av.open(out, mode="w", options={"movflags": "+faststart"})
 v = container.add_stream("libx264", rate=10)

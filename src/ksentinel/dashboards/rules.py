@@ -14,6 +14,10 @@ Recording rules follow the ``level:metric:operations`` convention::
     target_flow:ksentinel_probe_latency_budget_remaining:ratio
     target:ksentinel_cache_lookups_hit:ratio_rate<w>          hits / (hits + misses)
 
+A run that could not start a session (a wrong secret or partner id: ``ksentinel_probe_misconfigured``)
+tested nothing: both SLIs leave it out, ``KalturaFlowFailing`` does not page on it, and the ticket
+``KalturaProbeMisconfigured`` reports it.
+
 Burn-rate alerts are the multi-window, multi-burn-rate alerts of the SRE workbook, scaled from a 30 day
 window to the objective's window (never below ``[dashboards] min_rate_window``): page when 1h and 5m
 burn 14.4x the budget or 6h and 30m burn 6x; ticket when 1d and 2h burn 3x or 3d and 6h burn 1x.
@@ -60,12 +64,14 @@ NATURAL_FOR = {"page": 120.0, "ticket": 900.0}
 HIT_RATIO_FOR = 900.0
 FLOW_FAILING_FOR = 300.0
 PROBE_ABSENT_FOR = 600.0
+PROBE_MISCONFIGURED_FOR = 300.0
 
 ALERT_NAMES = (
     "KalturaFlowErrorBudgetBurn",
     "KalturaFlowLatencyBudgetBurn",
     "KalturaFlowFailing",
     "KalturaProbeAbsent",
+    "KalturaProbeMisconfigured",
     "KalturaCacheStaleReads",
     "KalturaCacheHitRatioLow",
 )
@@ -195,15 +201,23 @@ class _Sli:
 
     # expressions of the SLIs, by window
     def failed(self, window: float) -> str:
+        """Failed share of the runs that could start a session: a run refused by a wrong secret or
+        partner id (``ksentinel_probe_misconfigured_runs_total``) tested nothing, so it is neither a
+        good nor a bad event (``KalturaProbeMisconfigured`` reports it)."""
         w = format_duration(window)
         runs = f"ksentinel_probe_runs_total{_braces(self.sel)}"
         bad = f"ksentinel_probe_runs_total{_braces(self.sel, NOT_SUCCESS)}"
+        refused = f"ksentinel_probe_misconfigured_runs_total{_braces(self.sel)}"
         total = f"sum by ({BY}) (rate({runs}[{w}]))"
-        return f"(sum by ({BY}) (rate({bad}[{w}])) or 0 * {total}) / {total}"
+        skip = f"(sum by ({BY}) (rate({refused}[{w}])) or 0 * {total})"
+        return f"((sum by ({BY}) (rate({bad}[{w}])) or 0 * {total}) - {skip}) / ({total} - {skip})"
 
     def slow_now(self) -> str:
+        """Share of the probe instances whose last run was slow, of those that could start a session."""
         latency = _number(self.objective.latency_seconds)
-        return f"avg by ({BY}) (ksentinel_probe_duration_seconds{_braces(self.sel)} > bool {latency})"
+        slow = f"ksentinel_probe_duration_seconds{_braces(self.sel)} > bool {latency}"
+        refused = f"ksentinel_probe_misconfigured{_braces(self.sel)} == 1"
+        return f"avg by ({BY}) (({slow}) unless ({refused}))"
 
     def slow(self, window: float, *, inline: bool) -> str:
         w = format_duration(window)
@@ -321,10 +335,17 @@ class _Sli:
 
 
 def _probe_alerts(settings: DashboardSettings) -> list[Rule]:
-    failing = f"max by ({BY}) (ksentinel_probe_success) == 0"
+    # a flow whose every probe instance failed its last run, unless every one of them could not even
+    # start a session (a wrong secret or partner id: KalturaProbeMisconfigured, not a page)
+    failing = (
+        f"max by ({BY}) (ksentinel_probe_success) == 0\n"
+        f"unless on ({BY}) min by ({BY}) (ksentinel_probe_misconfigured) == 1"
+    )
     absent = "absent(ksentinel_probe_success)"
+    misconfigured = "ksentinel_probe_misconfigured == 1"
     failing_for = settings.alert_for(FLOW_FAILING_FOR, settings.flow_failing_for)
     absent_for = settings.alert_for(PROBE_ABSENT_FOR, settings.probe_absent_for)
+    misconfigured_for = settings.alert_for(PROBE_MISCONFIGURED_FOR)
     return [
         _alert(
             settings,
@@ -351,6 +372,21 @@ def _probe_alerts(settings: DashboardSettings) -> list[Rule]:
             "Prometheus has had no ksentinel_probe_success series for "
             f"{format_duration(absent_for)}: the probe is down, not "
             "scraped, or runs no flow. Nothing alerts on the Kaltura API while this lasts.",
+        ),
+        _alert(
+            settings,
+            "KalturaProbeMisconfigured",
+            "KalturaProbeMisconfigured",
+            misconfigured,
+            misconfigured,
+            misconfigured_for,
+            {"severity": "ticket"},
+            "The probe cannot start a session on {{ $labels.target }}.",
+            "The probe instance {{ $labels.instance }} could not start a session for flow "
+            "{{ $labels.flow }} on target {{ $labels.target }} with its configured credentials "
+            "(INVALID_KS, START_SESSION_ERROR or SERVICE_FORBIDDEN_CONTENT_BLOCKED) for "
+            f"{format_duration(misconfigured_for)}: a wrong secret or partner id. The flow is not "
+            "tested while this lasts.",
         ),
     ]
 

@@ -3,7 +3,13 @@
 The API's response cache is observed through its ``X-Kaltura`` header (``cached-dispatcher,<key>``
 or ``cached-with-extra-fields,<key>`` on a hit, ``cache-key,<key>`` on a cacheable miss; see
 :func:`ksentinel.kaltura.api.cache_status`). Lists lag behind writes (the search index), so the
-partner step first waits, bounded and with ``nocache``, until our own list shows our entry.
+user and partner steps first wait, bounded and with ``nocache``, until the list shows the entry.
+
+Isolation is judged on the answers' bodies, never on what the server says about its cache key: a
+USER session without ``list:*`` privileges lists only its own entries, so two USER sessions that
+differ only in their user id must get different lists for the same call, even when the first one's
+answer is cached. A target where a USER session lists every user's entries gives no per-user answer
+to compare: the step is then not tested.
 """
 
 from __future__ import annotations
@@ -19,8 +25,8 @@ STEPS = (
     "cache.repeat_hit",
     "cache.write_fresh",
     "cache.nocache_bypass",
-    "cache.user_isolated",
     "cache.partner_isolated",
+    "cache.user_isolated",
 )
 
 
@@ -32,9 +38,13 @@ STEPS = (
 def cache_flow(ctx: FlowContext) -> None:
     api = ctx.api
     reference = f"ksentinel-cache-{ctx.run_id}"
+    owner_id, other_id = f"ksentinel-owner-{ctx.run_id}", f"ksentinel-other-{ctx.run_id}"
+    owned_name = f"ksentinel cache owned {ctx.run_id}"
     with ctx.step("cache.seed"):
         entry = add_entry(ctx, "ksentinel cache before", referenceId=reference)
-    entry_id = entry["id"]
+        owned = add_entry(ctx, owned_name, userId=owner_id)  # for cache.user_isolated
+        owned_at = time.monotonic()
+    entry_id, owned_id = entry["id"], owned["id"]
 
     with ctx.step("cache.repeat_hit"):
         first = api.call_raw("baseEntry", "get", entryId=entry_id)
@@ -51,7 +61,6 @@ def cache_flow(ctx: FlowContext) -> None:
             second.cache_hit or not ctx.options.require_cache_headers,
             "a repeated read was not served from the cache",
         )
-    admin_key = second.cache_key
 
     with ctx.step("cache.write_fresh"):
         api.call(
@@ -76,19 +85,57 @@ def cache_flow(ctx: FlowContext) -> None:
             bypass.unwrap().get("name") == "ksentinel cache after", "a nocache read returned stale data"
         )
 
-    with ctx.step("cache.user_isolated"):
-        viewer = ctx.api_as(ctx.sessions.user(f"ksentinel-viewer-{ctx.run_id}"))
-        seen = viewer.call_raw("baseEntry", "get", entryId=entry_id)
-        seen.unwrap()
-        ctx.check(
-            not (seen.cache_hit and seen.cache_key == admin_key),
-            "a USER session received the ADMIN session's cached answer",
-        )
-
     peer_ks = ctx.sessions.peer_admin()  # same user id as our admin: only the partner differs
     if peer_ks is None:
         ctx.notes["cache.partner_isolated"] = "skipped: no peer partner configured"
-        return
+    else:
+        _partner_isolated(ctx, peer_ks, reference, entry_id, written)
+
+    with ctx.step("cache.user_isolated"):
+        # two USER sessions that differ only in their user id make the same cacheable list call; only
+        # the owner's answer may show the owner's entry, even once that answer is cached
+        owner = ctx.api_as(ctx.sessions.user(owner_id))
+        other = ctx.api_as(ctx.sessions.user(other_id))
+        owned_query = {
+            "filter": {
+                "objectType": "KalturaBaseEntryFilter",
+                "nameLike": owned_name,
+                "statusEqual": NO_CONTENT,
+            }
+        }
+        wait_listed(
+            ctx,
+            lambda: owner.call("baseEntry", "list", nocache=1, **owned_query),
+            lambda answer: owned_id in listed_ids(answer),
+            what=f"entry {owned_id} not listed for its owner",
+            since=owned_at,
+            describe=lambda answer: f"ids {listed_ids(answer)}",
+        )
+        owner.call("baseEntry", "list", **owned_query)  # now that the index shows it: cache the answer
+        mine = owner.call_raw("baseEntry", "list", **owned_query)
+        ctx.check(
+            owned_id in listed_ids(mine.unwrap()),
+            "the owner's list does not show its entry (a nocache list did: the cache served a stale list)",
+        )
+        theirs = other.call_raw("baseEntry", "list", **owned_query)
+        received = listed_ids(theirs.unwrap())
+        fresh = other.call("baseEntry", "list", nocache=1, **owned_query)
+        if owned_id in listed_ids(fresh):
+            ctx.not_tested(
+                "a USER session lists other users' entries on this target: no per-user answer to compare"
+            )
+        else:
+            ctx.check(
+                owned_id not in received,
+                "a USER session received the list cached for another USER session: it shows the other "
+                "user's entry, which the same call with nocache does not"
+                + (" (a cache hit)" if theirs.cache_hit else ""),
+            )
+
+
+def _partner_isolated(ctx: FlowContext, peer_ks: str, reference: str, entry_id: str, written: float) -> None:
+    """Another partner's identical list call must not get our cached list (the key has the partner)."""
+    api = ctx.api
     with ctx.step("cache.partner_isolated"):
         query = {
             "filter": {

@@ -7,6 +7,13 @@ A flow is a plain function ``flow(ctx: FlowContext) -> None`` that talks to the 
 :class:`~ksentinel.errors.FlowFailure` naming the step. Whatever happens, everything the flow
 registered with ``ctx.cleanup`` is removed afterwards. Flows never know who drives them: the
 contract suite, Locust users and the probe scheduler all call :func:`run_flow`.
+
+A step whose check the target cannot exercise (too few entries for the page-size clamp) calls
+``ctx.not_tested(reason)``: it is recorded with ``tested=False``, neither failed nor passed. A step
+refused with a session code (``INVALID_KS``, ``START_SESSION_ERROR``,
+``SERVICE_FORBIDDEN_CONTENT_BLOCKED``) because the configured secret or partner id is wrong
+(:meth:`~ksentinel.flows.sessions.Sessions.refused`) ends the run with a
+:class:`~ksentinel.flows.sessions.SessionError`: an error (nothing was tested), not a failure.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ksentinel.errors import FlowFailure, KalturaApiError, KsentinelError, TargetError
-from ksentinel.flows.sessions import Sessions
+from ksentinel.flows.sessions import SESSION_CODES, SessionError, Sessions
 from ksentinel.kaltura.api import KalturaApi
 from ksentinel.kaltura.transport import STEP_LABEL
 
@@ -59,6 +66,10 @@ class StepResult:
     #: seconds of ``duration`` spent waiting on purpose for the platform's asynchronous work
     #: (conversion, the search index): ``duration - waited`` is the time the API itself took
     waited: float = 0.0
+    #: False when the step could not exercise what it checks on this target (``reason`` says why;
+    #: see :meth:`FlowContext.not_tested`): not a failure (``ok`` stays True) and not a pass either,
+    #: and its duration is not the duration of the check it names (metrics leave it out)
+    tested: bool = True
 
     @property
     def active(self) -> float:
@@ -67,7 +78,10 @@ class StepResult:
 
     @property
     def outcome(self) -> str:
-        return "success" if self.ok else "failure"
+        """``success``, ``failure`` or ``not_tested``."""
+        if not self.ok:
+            return "failure"
+        return "success" if self.tested else "not_tested"
 
 
 @dataclass
@@ -87,6 +101,11 @@ class FlowResult:
     @property
     def ok(self) -> bool:
         return self.failure is None and self.error is None and not self.skipped
+
+    @property
+    def not_tested(self) -> list[StepResult]:
+        """Steps that ran without exercising what they check (neither failed nor passed)."""
+        return [step for step in self.steps if step.ok and not step.tested]
 
     @property
     def status(self) -> str:
@@ -157,6 +176,7 @@ class FlowContext:
         self.steps: list[StepResult] = []
         self.notes: dict[str, Any] = {}
         self._waited = 0.0
+        self._not_tested: str | None = None
 
     @property
     def tags(self) -> str:
@@ -173,22 +193,40 @@ class FlowContext:
         token = STEP_LABEL.set(name)
         started = time.perf_counter()
         self._waited = 0.0
+        self._not_tested = None
         try:
             yield
         except FlowFailure as exc:
             self._record(name, started, False, exc.reason, exc.code or "")
             raise
         except KalturaApiError as exc:
+            refused = self.sessions.refused(self.api) if exc.code in SESSION_CODES else None
             self._record(name, started, False, str(exc), exc.code)
+            if refused is not None:
+                raise SessionError(f"{name}: {exc.code}: {refused}", code=exc.code, step=name) from exc
             raise FlowFailure(name, f"unexpected {exc.code}: {exc.message}", code=exc.code) from exc
         except TargetError as exc:
             code = getattr(exc, "code", "TARGET")
             self._record(name, started, False, str(exc), str(code))
             raise
         else:
-            self._record(name, started, True)
+            if self._not_tested is None:
+                self._record(name, started, True)
+            else:
+                self._record(name, started, True, self._not_tested, tested=False)
         finally:
+            self._not_tested = None
             STEP_LABEL.reset(token)
+
+    def not_tested(self, reason: str) -> None:
+        """Mark the current step as not tested: the target lacks what its check needs (``reason``).
+
+        The step goes on (it may still check what it can, and fail); if it does not fail it is
+        recorded with ``tested=False``: neither a failure nor a pass.
+        """
+        if not STEP_LABEL.get():
+            raise RuntimeError("ctx.not_tested() outside a step")
+        self._not_tested = reason
 
     def pause(self, seconds: float) -> None:
         """Sleep on purpose (polling the platform's asynchronous work); counted as the step's wait."""
@@ -217,9 +255,18 @@ class FlowContext:
             except Exception:  # a broken listener must not break the flow
                 log.exception("index lag listener failed")
 
-    def _record(self, name: str, started: float, ok: bool, reason: str = "", code: str = "") -> None:
+    def _record(
+        self, name: str, started: float, ok: bool, reason: str = "", code: str = "", *, tested: bool = True
+    ) -> None:
         result = StepResult(
-            self.flow_name, name, time.perf_counter() - started, ok, reason, code, waited=self._waited
+            self.flow_name,
+            name,
+            time.perf_counter() - started,
+            ok,
+            reason,
+            code,
+            waited=self._waited,
+            tested=tested,
         )
         self.steps.append(result)
         for listener in self.listeners:

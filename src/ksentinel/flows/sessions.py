@@ -3,20 +3,48 @@
 Building a KS locally costs no API call, so a probe or a load user does not hammer ``session.start``
 (the session flow exercises that action on purpose). A KS is refreshed when less than a quarter of
 its lifetime is left.
+
+Because a KS is built locally, a wrong secret or partner id shows only when the target refuses it
+(``INVALID_KS``), or refuses ``session.start`` (``START_SESSION_ERROR``; an unknown or blocked partner:
+``SERVICE_FORBIDDEN_CONTENT_BLOCKED``). :meth:`Sessions.refused` tells such a configuration error
+from a platform that refuses a valid session, and :class:`SessionError` carries it: a run that
+cannot start a session tested nothing, so it is an error of the run, not a failure of the API.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
+from ksentinel.errors import ConfigError, KsentinelError
 from ksentinel.kaltura import ks as ks_lib
 from ksentinel.kaltura.redact import mask_secret, register_secret
+
+if TYPE_CHECKING:
+    from ksentinel.kaltura.api import KalturaApi
 
 ADMIN, USER = 2, 0
 DEFAULT_EXPIRY = 3600
 MAX_POOLED = 64
+#: What a Kaltura server answers when it will not start a session: a KS it does not accept, a
+#: wrong secret for ``session.start``, an unknown (or blocked) partner.
+SESSION_CODES = frozenset({"INVALID_KS", "START_SESSION_ERROR", "SERVICE_FORBIDDEN_CONTENT_BLOCKED"})
+
+
+class SessionError(ConfigError):
+    """The target refuses to start a session with the configured credentials (secret or partner id).
+
+    ``code`` is the Kaltura code the flow met (``INVALID_KS``, ``START_SESSION_ERROR``,
+    ``SERVICE_FORBIDDEN_CONTENT_BLOCKED``); ``step`` the step that met it.
+    """
+
+    def __init__(self, message: str, *, code: str, step: str = "") -> None:
+        self.code = code
+        self.step = step
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -97,9 +125,63 @@ class Sessions:
             c.peer_partner_id, c.peer_admin_secret, user or f"{self.user_prefix}-admin", ADMIN, privileges
         )
 
+    def refused(self, api: KalturaApi) -> str | None:
+        """Why the target refuses the configured credentials, or None when it does not (or cannot tell).
+
+        Called after a flow met one of :data:`SESSION_CODES`. For the partner, then the peer partner
+        when one is configured, two ways of starting a session are tried: ``session.start`` with the
+        secret, and a call (``baseEntry.count`` of nothing) with an ADMIN KS built locally from it. Only
+        when both are refused with a session code is the configuration wrong; one refused alone means
+        the platform refuses a valid session (a failure of the API, not of the configuration), and any
+        other answer (an HTTP error, no answer) proves nothing.
+        """
+        c = self.credentials
+        partners: list[tuple[str, int, str, Callable[[], str | None]]] = [
+            ("admin secret", c.partner_id, c.admin_secret, self.admin)
+        ]
+        if c.has_peer:
+            assert c.peer_partner_id is not None and c.peer_admin_secret is not None
+            partners.append(("peer admin secret", c.peer_partner_id, c.peer_admin_secret, self.peer_admin))
+        for what, partner_id, secret, local_ks in partners:
+            started = _refusal(
+                api.with_ks(None).call,
+                "session",
+                "start",
+                secret=secret,
+                partnerId=partner_id,
+                type=ADMIN,
+                userId=f"{self.user_prefix}-session-check",
+                expiry=60,
+            )
+            if started is None:
+                continue
+            built = _refusal(
+                api.with_ks(local_ks()).call,
+                "baseEntry",
+                "count",
+                filter={"objectType": "KalturaBaseEntryFilter", "idEqual": "0_session_check"},
+            )
+            if built is None:
+                continue
+            return (
+                f"partner {partner_id} refuses the configured {what}: session.start answered {started} "
+                f"and a KS signed with it got {built}; are the secret and the partner id right?"
+            )
+        return None
+
     def expired_admin(self) -> str:
         """A correctly signed ADMIN KS that expired a minute ago (for security checks)."""
         c = self.credentials
         return ks_lib.build(
             c.admin_secret, c.partner_id, f"{self.user_prefix}-expired", ADMIN, -60, version=c.ks_version
         )
+
+
+def _refusal(call: Callable[..., Any], service: str, action: str, **params: Any) -> str | None:
+    """The session code a call was refused with; None when it worked or failed for another reason."""
+    try:
+        call(service, action, **params)
+    except KsentinelError as exc:
+        code = str(getattr(exc, "code", "") or "")
+        return code if code in SESSION_CODES else None
+    return None

@@ -5,8 +5,10 @@
     ksentinel_probe_success{target,flow}                     gauge 0/1, last run
     ksentinel_probe_duration_seconds{target,flow}            gauge, last run without its deliberate waits
     ksentinel_probe_wait_seconds{target,flow}                gauge, the last run's deliberate waits
-    ksentinel_probe_step_duration_seconds{target,flow,step}  histogram
+    ksentinel_probe_step_duration_seconds{target,flow,step}  histogram (steps that were not tested left out)
     ksentinel_probe_runs_total{target,flow,result}           counter, result=success|failure|error
+    ksentinel_probe_misconfigured{target,flow}               gauge 0/1, the last run could not start a session
+    ksentinel_probe_misconfigured_runs_total{target,flow}    counter, such runs (also counted as errors)
     ksentinel_probe_last_success_timestamp_seconds{target,flow}
     ksentinel_api_errors_total{target,flow,step,code}        counter, code bounded (else OTHER)
     ksentinel_cache_lookups_total{target,result}             counter, result=hit|miss|unknown
@@ -168,6 +170,20 @@ class ProbeMetrics:
         self.runs = family(
             "ksentinel_probe_runs_total", "counter", "Runs of the flow by result", (*PAIR, "result")
         )
+        self.misconfigured = family(
+            "ksentinel_probe_misconfigured",
+            "gauge",
+            "1 if the last run of the flow could not start a session with the configured credentials "
+            "(wrong secret or partner id: a configuration error, not a failure of the API), else 0",
+            PAIR,
+        )
+        self.misconfigured_runs = family(
+            "ksentinel_probe_misconfigured_runs_total",
+            "counter",
+            "Runs that could not start a session with the configured credentials (also counted in "
+            'ksentinel_probe_runs_total with result="error")',
+            PAIR,
+        )
         self.last_success = family(
             "ksentinel_probe_last_success_timestamp_seconds",
             "gauge",
@@ -233,6 +249,8 @@ class ProbeMetrics:
             self.wait,
             "steps",  # the step histograms go here
             self.runs,
+            self.misconfigured,
+            self.misconfigured_runs,
             self.last_success,
             self.api_errors,
             self.cache,
@@ -260,6 +278,8 @@ class ProbeMetrics:
                 self.timeout.set(key, pair.timeout)
                 self.in_progress.set(key, 0)
                 self.cleanup_errors.setdefault(key, 0)
+                self.misconfigured.setdefault(key, 0)
+                self.misconfigured_runs.setdefault(key, 0)
                 for result in RESULTS:
                     self.runs.setdefault((*key, result), 0)
                 for result in CACHE_RESULTS:
@@ -292,9 +312,14 @@ class ProbeMetrics:
             if outcome.ok:
                 self.last_success.set(key, outcome.finished_at)
             self.runs.inc((*key, result))
+            self.misconfigured.set(key, 1 if outcome.misconfigured else 0)
+            if outcome.misconfigured:
+                self.misconfigured_runs.inc(key)
             for step in outcome.steps:
                 label = step_label(flow, step.name)
                 series = (*key, label)
+                if not step.tested:  # it did not run the check it names: no duration of that check
+                    continue
                 histogram = self.steps.get(series)
                 if histogram is None:
                     labels = _labels(("target", "flow", "step"), series)
@@ -379,6 +404,8 @@ def probe_registry(outcome: Outcome) -> CollectorRegistry:
     duration.set(outcome.duration)
     totals: dict[str, float] = {}
     for step in outcome.steps:
+        if not step.tested:
+            continue
         label = step_label(outcome.flow, step.name)
         totals[label] = totals.get(label, 0.0) + step.duration
     for label, total in totals.items():

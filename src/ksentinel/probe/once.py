@@ -1,7 +1,9 @@
 """``ksentinel probe run --once``: one pass over the flows, a table, an exit code for cron and CI.
 
 Each (target, flow) runs once, one after the other, with the same runner, timeout and clean-up as
-``probe serve``. Exit 0 when every flow succeeded, 1 when one failed or errored.
+``probe serve``. Exit 0 when every flow succeeded, 1 when one failed or errored, 2 when a target
+refused to start a session with the configured credentials (a configuration error). A step that
+could not exercise its check on the target shows as ``not tested`` with its reason.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ksentinel.flows import FlowOptions
+from ksentinel.flows import FlowOptions, StepResult
 from ksentinel.probe.config import Pair
 from ksentinel.probe.metrics import ProbeMetrics
 from ksentinel.probe.run import Outcome, ProbeTarget
 from ksentinel.probe.runner import Runner
 
-EXIT_OK, EXIT_FAILED = 0, 1
+EXIT_OK, EXIT_FAILED, EXIT_MISCONFIGURED = 0, 1, 2
+OK, FAILED, NOT_TESTED = "ok", "FAILED", "not tested"
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,8 @@ class PassResult:
 
     @property
     def exit_code(self) -> int:
+        if any(o.misconfigured for o in self.outcomes):
+            return EXIT_MISCONFIGURED
         return EXIT_OK if all(o.ok for o in self.outcomes) else EXIT_FAILED
 
 
@@ -78,9 +83,9 @@ def render_table(result: PassResult) -> str:
         rows.append(
             (outcome.target, outcome.flow, "", outcome.result.upper(), f"{outcome.duration:.3f}s", *lag)
         )
-        for name, count, total, ok in merged_steps(outcome):
+        for name, count, total, state in merged_step_states(outcome):
             label = f"{name} x{count}" if count > 1 else name
-            rows.append(("", "", label, "ok" if ok else "FAILED", f"{total:.3f}s"))
+            rows.append(("", "", label, state, f"{total:.3f}s"))
         if outcome.timed_out or (
             not outcome.ok and outcome.failed_step not in {s.name for s in outcome.steps}
         ):
@@ -88,7 +93,10 @@ def render_table(result: PassResult) -> str:
         if not outcome.ok:
             where = f" at {outcome.failed_step}" if outcome.failed_step else ""
             code = f" [{outcome.code}]" if outcome.code else ""
-            notes.append(f"{outcome.target}/{outcome.flow}{where}{code}: {outcome.reason}")
+            kind = " (misconfigured)" if outcome.misconfigured else ""
+            notes.append(f"{outcome.target}/{outcome.flow}{where}{code}{kind}: {outcome.reason}")
+        for step in _first_each(outcome.not_tested):
+            notes.append(f"{outcome.target}/{outcome.flow} {step.name} not tested: {step.reason}")
         for error in outcome.cleanup_errors:
             notes.append(f"{outcome.target}/{outcome.flow} clean-up: {error}")
     columns = len(header)
@@ -101,20 +109,48 @@ def render_table(result: PassResult) -> str:
     ]
     failed = sum(1 for o in result.outcomes if not o.ok)
     total = len(result.outcomes)
+    untested = sum(len(_first_each(o.not_tested)) for o in result.outcomes)
     lines.append("")
     lines.append(
-        f"probe: {total - failed} of {total} flows succeeded" + (f", {failed} failed" if failed else "")
+        f"probe: {total - failed} of {total} flows succeeded"
+        + (f", {failed} failed" if failed else "")
+        + (f", {untested} step{'s' if untested != 1 else ''} not tested" if untested else "")
     )
     lines += [f"  {note}" for note in notes]
     return "\n".join(lines)
 
 
 def merged_steps(outcome: Outcome) -> list[tuple[str, int, float, bool]]:
-    """Steps in first-seen order; a repeated step (``upload.chunk``) is one row with its count."""
-    merged: dict[str, list[float | int | bool]] = {}
+    """Steps in first-seen order; a repeated step (``upload.chunk``) is one row with its count.
+
+    ``ok`` means "did not fail": a step that was not tested is ok here; :func:`merged_step_states`
+    tells it apart.
+    """
+    return [
+        (name, count, total, state != FAILED) for name, count, total, state in merged_step_states(outcome)
+    ]
+
+
+def merged_step_states(outcome: Outcome) -> list[tuple[str, int, float, str]]:
+    """:func:`merged_steps` with each row's state: ``ok``, ``FAILED`` or ``not tested``.
+
+    A repeated step is ``FAILED`` when any of its runs failed, else ``not tested`` when any was not
+    tested, else ``ok``.
+    """
+    merged: dict[str, list[float | int | str]] = {}
+    rank = {OK: 0, NOT_TESTED: 1, FAILED: 2}
     for step in outcome.steps:
-        entry = merged.setdefault(step.name, [0, 0.0, True])
+        entry = merged.setdefault(step.name, [0, 0.0, OK])
         entry[0] = int(entry[0]) + 1
         entry[1] = float(entry[1]) + step.duration
-        entry[2] = bool(entry[2]) and step.ok
-    return [(name, int(c), float(t), bool(ok)) for name, (c, t, ok) in merged.items()]
+        state = FAILED if not step.ok else (OK if step.tested else NOT_TESTED)
+        entry[2] = max(str(entry[2]), state, key=rank.__getitem__)
+    return [(name, int(c), float(t), str(state)) for name, (c, t, state) in merged.items()]
+
+
+def _first_each(steps: Sequence[StepResult]) -> list[StepResult]:
+    """The first of each step name (a repeated step that was not tested is named once)."""
+    seen: dict[str, StepResult] = {}
+    for step in steps:
+        seen.setdefault(step.name, step)
+    return list(seen.values())

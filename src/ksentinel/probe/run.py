@@ -10,6 +10,10 @@ it has (see :class:`ksentinel.probe.runner.Runner`).
 
 Each target has one :class:`ProbeTarget`: one HTTP connection pool and one :class:`BoundedSessions`
 (KS built locally, reused and refreshed before expiry), shared by all the runs against it.
+
+A run that could not start a session with the target's configured credentials (the flow ends with a
+:class:`~ksentinel.flows.sessions.SessionError`) is an ``error`` with ``misconfigured`` set: a
+configuration error, not a failure of the API.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from ksentinel.config import Target
 from ksentinel.errors import KsentinelError
 from ksentinel.flows import Credentials, FlowContext, FlowOptions, FlowResult, Sessions, StepResult, get_flow
 from ksentinel.flows.core import run_flow
+from ksentinel.flows.sessions import SessionError
 from ksentinel.kaltura import redact as redact_module
 from ksentinel.kaltura.api import KalturaApi, cache_status
 from ksentinel.kaltura.redact import redact
@@ -60,8 +65,8 @@ class RunCancelled(TransportTimeout):
 class BoundedSessions(Sessions):
     """:class:`Sessions` whose pool keeps the :data:`MAX_SESSIONS` most recently used KS.
 
-    Flows ask for per-run users (the cache flow's viewer), so an unbounded pool would grow by one
-    KS per run for as long as the exporter runs; the admin KS every run uses always stays.
+    Flows ask for per-run users (the cache flow's two USER sessions), so an unbounded pool would grow
+    by a KS or two per run for as long as the exporter runs; the admin KS every run uses always stays.
     """
 
     def _get(self, partner_id: int, secret: str, user: str, session_type: int, privileges: str) -> str:
@@ -106,10 +111,19 @@ class Outcome:
     finished_at: float = 0.0
     #: seconds each fresh write of the run took to show up in list/count (the search index lag)
     index_lags: list[float] = field(default_factory=list)
+    #: an ``error`` because the target refused to start a session with the configured credentials
+    #: (wrong secret or partner id: ``code`` INVALID_KS, START_SESSION_ERROR or
+    #: SERVICE_FORBIDDEN_CONTENT_BLOCKED): the probe's configuration is wrong, nothing was tested
+    misconfigured: bool = False
 
     @property
     def ok(self) -> bool:
         return self.result == "success"
+
+    @property
+    def not_tested(self) -> list[StepResult]:
+        """Steps that could not exercise their check on this target (neither failed nor passed)."""
+        return [step for step in self.steps if step.ok and not step.tested]
 
     @property
     def waited(self) -> float:
@@ -227,7 +241,10 @@ class Run:
     def _on_step(self, step: StepResult) -> None:
         with self._lock:
             self._steps.append(step)
-        verdict = "ok" if step.ok else f"FAILED{f' [{step.code}]' if step.code else ''}: {step.reason}"
+        if not step.ok:
+            verdict = f"FAILED{f' [{step.code}]' if step.code else ''}: {step.reason}"
+        else:
+            verdict = "ok" if step.tested else f"not tested: {step.reason}"
         self.note(f"step {step.name} {verdict} ({step.duration:.3f}s)")
 
     def lags(self) -> list[float]:
@@ -304,6 +321,7 @@ class Run:
             code = str(getattr(error, "code", "") or "")
             failed = next((s for s in reversed(result.steps) if not s.ok), None)
             outcome = self._outcome("error", reason, failed.name if failed else self.current_step, code)
+            outcome.misconfigured = isinstance(error, SessionError)
         outcome.cleanup_errors = list(result.cleanup_errors)
         outcome.duration = result.duration
         return outcome

@@ -48,8 +48,10 @@ def cache_key(
     fmt: int,
     *,
     include_partner: bool = True,
+    include_user: bool = True,
 ) -> str:
-    """The cache key of a call (``include_partner=False`` is the ``cache-leak`` fault)."""
+    """The cache key of a call (``include_partner=False`` is the ``cache-leak`` fault,
+    ``include_user=False`` the ``cache-user-leak`` fault)."""
     material = {
         "service": service.lower(),
         "action": action.lower(),
@@ -57,7 +59,7 @@ def cache_key(
         "params": {k: v for k, v in params.items() if k not in IGNORED_PARAMS},
         "caller": [
             caller.partner_id if include_partner else "*",
-            caller.user_id,
+            caller.user_id if include_user else "*",
             caller.session_type,
             caller.privileges,
         ],

@@ -203,6 +203,7 @@ def call_action(
                 identity,
                 fmt,
                 include_partner=not platform.has("cache-leak"),
+                include_user=not platform.has("cache-user-leak"),
             )
             outcome.cache_partner = caller.partner_id
             if use_cache and lookup is not None:
@@ -214,7 +215,7 @@ def call_action(
         if registration.writes and caller.partner_id:
             outcome.wrote_partner = caller.partner_id
         value = plain(result, SCHEMA)
-        if platform.has("schema-drift"):
+        if fault_lib.drifts(platform.faults, action_def.name):
             value = fault_lib.drift(value)
         outcome.value = value
     except ApiException as exc:

@@ -27,6 +27,12 @@ CATALOGUE: dict[str, Fault] = {
             ("contract",),
         ),
         Fault(
+            "schema-drift-reads",
+            "get and list answers carry entries with updated_at and createdAt as a date string "
+            "(add and update answers stay right)",
+            ("contract",),
+        ),
+        Fault(
             "wrong-error-code",
             "a missing entry gives INTERNAL_SERVERL_ERROR instead of ENTRY_ID_NOT_FOUND",
             ("contract", "probe", "alert"),
@@ -34,6 +40,11 @@ CATALOGUE: dict[str, Fault] = {
         Fault("http-500", "one call in five answers HTTP 500", ("contract", "load", "probe", "alert")),
         Fault("stale-cache", "writes do not invalidate the response cache", ("contract", "probe", "alert")),
         Fault("cache-leak", "the cache key ignores the partner", ("contract",)),
+        Fault(
+            "cache-user-leak",
+            "the cache key ignores the user: one user's cached list is served to another",
+            ("contract", "probe", "alert"),
+        ),
         Fault("ks-expiry-ignored", "expired KS are accepted", ("contract",)),
         Fault("ks-signature-ignored", "KS signatures are not checked", ("contract",)),
         Fault("slow-list", "baseEntry.list and media.list take 800 ms longer", ("load", "probe")),
@@ -56,6 +67,15 @@ def parse_faults(names: list[str] | tuple[str, ...]) -> frozenset[str]:
     if unknown:
         raise ConfigError(f"unknown fault {unknown[0]!r}; known faults: {', '.join(sorted(CATALOGUE))}")
     return frozenset(names)
+
+
+#: the actions whose answers ``schema-drift-reads`` drifts (every action's under ``schema-drift``)
+READ_ACTIONS = frozenset({"get", "list"})
+
+
+def drifts(faults: frozenset[str] | set[str], action: str) -> bool:
+    """Whether an answer of ``action`` drifts: always under ``schema-drift``, reads under ``schema-drift-reads``."""
+    return "schema-drift" in faults or ("schema-drift-reads" in faults and action.lower() in READ_ACTIONS)
 
 
 def drift(value: object) -> object:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ksentinel.probe.once import PassResult, lag_stats, merged_steps
+from ksentinel.probe.once import PassResult, lag_stats, merged_step_states
 
 
 def index_lag(lags: list[float]) -> dict[str, Any] | None:
@@ -38,12 +38,20 @@ def probe_section(result: PassResult) -> dict[str, Any]:
                 "code": outcome.code,
                 "reason": outcome.reason,
                 "timed_out": outcome.timed_out,
+                "misconfigured": outcome.misconfigured,
                 "cleanup_errors": list(outcome.cleanup_errors),
                 "index_lag": index_lag(outcome.index_lags),
                 "steps": [
-                    {"name": name, "count": count, "duration": round(total, 4), "ok": ok}
-                    for name, count, total, ok in merged_steps(outcome)
+                    {
+                        "name": name,
+                        "count": count,
+                        "duration": round(total, 4),
+                        "ok": state != "FAILED",
+                        "state": state,  # ok | FAILED | not tested
+                    }
+                    for name, count, total, state in merged_step_states(outcome)
                 ],
+                "not_tested": {s.name: s.reason for s in outcome.steps if not s.tested},
             }
         )
     failed = sum(1 for flow in flows if not flow["ok"])

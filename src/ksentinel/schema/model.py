@@ -12,6 +12,84 @@ from dataclasses import dataclass, field
 
 SIMPLE_TYPES = frozenset({"int", "string", "bool", "float", "bigint", "file"})
 
+#: ``sessionRequired`` of the actions a Kaltura server serves without a KS (``NO_SESSION_ROLE``,
+#: kaltura-api-v3.md section 3), as the 22.15.0 schema gives it, keyed ``serviceid.action`` in lower
+#: case. A schema whose actions carry no ``sessionRequired`` (apiVersion 3.x) is read with these
+#: values, and "always" for every other action (docs/contracts.md, "Old schemas").
+SESSION_REQUIRED_BY_DEFAULT: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "session.start",
+            "session.startwidgetsession",
+            "session.impersonate",
+            "system.ping",
+            "system.gettime",
+            "system.getversion",
+            "system.gethealthcheck",
+            "system.pingdatabase",
+            "user.login",
+            "user.loginbyloginid",
+            "user.resetpassword",
+            "user.setinitialpassword",
+            "user.updatelogindata",
+            "adminuser.login",
+            "adminuser.resetpassword",
+            "adminuser.setinitialpassword",
+            "adminuser.updatepassword",
+            "partner.getsecrets",
+            "stats.collect",
+            "stats.kmccollect",
+            "stats.reportdevicecapabilities",
+            "stats.reporterror",
+            "stats.reportkceerror",
+            "fileasset.get",
+            "fileasset.list",
+            "fileasset.serve",
+            "livestream.getlivestreamstats",
+            "shortlink_shortlink.goto",
+        ),
+        "none",
+    ),
+    **dict.fromkeys(
+        (
+            "session.end",
+            "baseentry.flag",
+            "baseentry.serveplaybackkey",
+            "media.flag",
+            "widget.get",
+            "playlist.execute",
+            "permission.getcurrentpermissions",
+            "partner.register",
+            "partner.registrationvalidation",
+            "livechannel.islive",
+            "livestream.getdetails",
+            "livestream.islive",
+            "search.externallogin",
+            "search.getmediainfo",
+            "search.search",
+            "search.searchurl",
+            "report.serve",
+            "document.serve",
+            "document.servebyflavorparamsid",
+            "document_documents.serve",
+            "document_documents.servebyflavorparamsid",
+            "thumbasset.serve",
+            "thumbasset.servebyentryid",
+            "attachment_attachmentasset.serve",
+            "caption_captionasset.serve",
+            "caption_captionasset.serveasjson",
+            "caption_captionasset.servewebvtt",
+        ),
+        "optional",
+    ),
+}
+
+
+def default_session_required(service_id: str, action_name: str) -> str:
+    """``sessionRequired`` of an action whose schema does not say: "none" or "optional" for what the
+    server serves without a KS (:data:`SESSION_REQUIRED_BY_DEFAULT`), else "always"."""
+    return SESSION_REQUIRED_BY_DEFAULT.get(f"{service_id}.{action_name}".lower(), "always")
+
 
 @dataclass(frozen=True)
 class EnumDef:
@@ -76,7 +154,8 @@ class ActionDef:
     params: tuple[ParamDef, ...] = ()
     result_type: str | None = None  # None = void
     result_array_type: str | None = None
-    session_required: str = "always"  # "always" | "optional" | "none"
+    #: "always" | "optional" | "none"; without the attribute: :func:`default_session_required`
+    session_required: str = "always"
     description: str = ""
     throws: tuple[str, ...] = ()
     deprecated: bool = False

@@ -27,6 +27,7 @@ from ksentinel.schema.model import (
     PropDef,
     Schema,
     ServiceDef,
+    default_session_required,
 )
 
 MAX_SCHEMA_BYTES = 64 * 1024 * 1024
@@ -179,7 +180,7 @@ def _prop(el: ET.Element, class_name: str) -> PropDef:
 def _service(el: ET.Element) -> ServiceDef:
     service_id = _required(el, "id", "a <service>")
     name = _required(el, "name", f"service {service_id!r}")
-    actions = tuple(_action(a, name) for a in el.findall("action"))
+    actions = tuple(_action(a, name, service_id) for a in el.findall("action"))
     seen: set[str] = set()
     for action in actions:
         if action.name.lower() in seen:
@@ -195,14 +196,17 @@ def _service(el: ET.Element) -> ServiceDef:
     )
 
 
-def _action(el: ET.Element, service_name: str) -> ActionDef:
+def _action(el: ET.Element, service_name: str, service_id: str) -> ActionDef:
     name = _required(el, "name", f"service {service_name!r}: an <action>")
     where = f"{service_name}.{name}"
     results = el.findall("result")
     if len(results) > 1:
         raise SchemaError(f"schema rejected: {where} has {len(results)} <result> elements")
     result = results[0] if results else None
-    session = el.get("sessionRequired", "always")
+    # old schemas (apiVersion 3.x) do not say: what the server serves without a KS is not "always"
+    session = el.get("sessionRequired")
+    if session is None:
+        session = default_session_required(service_id, name)
     if session not in ("always", "optional", "none"):
         raise SchemaError(f"schema rejected: {where} has sessionRequired={_short(session)!r}")
     return ActionDef(

@@ -183,6 +183,8 @@ _FAMILIES = {
     "duration": ("ksentinel_probe_duration_seconds", ("target", "flow"), "gauge"),
     "cache": ("ksentinel_cache_lookups_total", ("target", "result"), "counter"),
     "stale": ("ksentinel_cache_stale_reads_total", ("target",), "counter"),
+    "misconfigured": ("ksentinel_probe_misconfigured", ("target", "flow"), "gauge"),
+    "misconfigured_runs": ("ksentinel_probe_misconfigured_runs_total", ("target", "flow"), "counter"),
 }
 
 
@@ -256,6 +258,8 @@ def probe_verdict(observation: ProbeObservation, objectives: SloSpec) -> Verdict
     durations: dict[str, list[float]] = {}
     for outcome in runs:
         for step in outcome.steps:
+            if not step.tested:  # a step that did not run its check has no latency to judge
+                continue
             # without the step's deliberate waits (conversion, search index): those are the platform's
             # asynchronous work, not API latency, and take seconds on every realistic platform
             durations.setdefault(step.name, []).append(step.active)
