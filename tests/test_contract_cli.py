@@ -340,3 +340,68 @@ def test_a_misspelt_contract_key_exits_2_with_one_line(tmp_path: Path, reference
         "ksentinel: error: ksentinel.toml: contract.strict_ks_eco: unknown key; did you mean 'strict_ks_echo'?"
     ]
     assert not (out / "junit.xml").exists()
+
+
+_NO_WORKAROUND = """# the upstream crash ksentinel works around, back on: for the test of its containment
+from ksentinel.contract import schemathesis_support
+
+schemathesis_support.BINARY_WORKAROUND = False
+"""
+
+
+def test_a_schemathesis_crash_is_a_tool_error_of_its_action_and_the_run_goes_on(tmp_path: Path) -> None:
+    """Issue 12: schemathesis 4.32.5's coverage phase crashed on one operation and every action's verdict
+    went with it (``BROKEN action all actions``). Now that operation is a tool error, the others are judged,
+    and a run that could not judge everything exits 2; with the workaround the same target is green."""
+    from tests.test_contract_schema import reference_serving, schema_with_extra_actions
+
+    (tmp_path / "ksentinel.toml").write_text(
+        '[contract]\ninclude = ["baseEntry.get", "media.bulkUploadAdd", "system.ping"]\n'
+    )
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "ksentinel_no_binary_workaround.py").write_text(_NO_WORKAROUND)
+    crash_env = {"PYTEST_ADDOPTS": "-p ksentinel_no_binary_workaround", "PYTHONPATH": str(plugins)}
+    with reference_serving(tmp_path / "ref", schema_with_extra_actions(tmp_path / "schema.xml")) as ref:
+        proc, out = run_contract(tmp_path, "--profile", "ci", env={**target_env(ref), **crash_env})
+        assert proc.returncode == 2, proc.stdout[-3000:] + proc.stderr[-2000:]
+        label = "POST /api_v3/service/media/action/bulkUploadAdd"
+        line = next(line for line in proc.stdout.splitlines() if "TOOL ERROR" in line)
+        assert line.startswith("  TOOL ERROR action media.bulkUploadAdd: schemathesis ")
+        assert (
+            f"crashed deriving the coverage cases of {label}: ValueError: Unsupported type: 'Binary'" in line
+        )
+        assert "BROKEN" not in proc.stdout
+        got = {r["subject"]: r for r in results(out)}
+        assert got["media.bulkUploadAdd"]["outcome"] == "error"
+        assert got["media.bulkUploadAdd"]["message"].startswith("tool error: schemathesis ")
+        for subject in ("baseEntry.get", "system.ping"):  # the run went on: judged, requests sent
+            assert got[subject]["outcome"] == "passed" and got[subject]["cases"]["judged"] > 0
+        assert got["all actions"]["outcome"] == "error"
+        assert {r["outcome"] for r in got.values() if r["kind"] != "action"} <= {
+            "passed",
+            "skipped",
+            "advisory",
+        }
+        case = next(
+            c for c in ET.parse(out / "junit.xml").getroot().iter("testcase") if label in c.get("name", "")
+        )
+        failure = case.find("failure")
+        assert failure is not None  # the failure text is the verdict, as for a broken contract: "E   ..."
+        assert failure.get("message", "").removeprefix("E").lstrip().startswith("tool error: schemathesis ")
+        assert {p.get("name"): p.get("value") for p in case.iter("property")}["ksentinel.outcome"] == "error"
+        html = (out / "contract.html").read_text()
+        assert '<span class="badge error">tool error</span>' in html and "FAIL" in html
+
+        # the workaround (the default): the same target keeps its contract, the action it lacks is listed
+        proc, out = run_contract(tmp_path, "--profile", "ci", env=target_env(ref))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    got = {r["subject"]: r for r in results(out)}
+    assert got["media.bulkUploadAdd"]["outcome"] == "not_tested"
+    assert got["media.bulkUploadAdd"]["cases"]["sent"] == 1
+    lines = proc.stdout.splitlines()
+    at = lines.index("  NOT TESTED (1): not available on this target (SERVICE_FORBIDDEN)")
+    assert lines[at + 1] == "    media.bulkUploadAdd"
+    assert "TOOL ERROR" not in proc.stdout
+    html = (out / "contract.html").read_text()
+    assert '<span class="badge not_tested">1 not tested</span>' in html and "PASS" in html

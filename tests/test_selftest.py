@@ -134,10 +134,13 @@ def test_each_fault_is_caught_by_every_part_named_for_it(full_matrix: MatrixRun,
 #: fault -> (kind, subject, rule) of a contract the contract part must report broken (None: any).
 CONTRACT_RULES = {
     "schema-drift": ("action", None, "response_schema_conformance"),
+    # only reads drift: caught by contracts/test_reads.py (the fuzzer's get/list return no entry)
+    "schema-drift-reads": ("action", "baseEntry.get", "response_schema_conformance"),
     "wrong-error-code": ("flow", "delete", "delete.gone"),
     "http-500": (None, None, None),
     "stale-cache": ("caching", "cache", "cache.write_fresh"),
     "cache-leak": ("caching", "cache", "cache.partner_isolated"),
+    "cache-user-leak": ("caching", "cache", "cache.user_isolated"),
     "ks-expiry-ignored": ("security", "ks.expired", None),
     "ks-signature-ignored": ("security", "ks.tampered", None),
     "pager-duplicates": ("flow", "list", "list.total_count"),
@@ -147,6 +150,32 @@ CONTRACT_RULES = {
 
 def test_every_fault_the_contract_catches_has_its_expected_rule() -> None:
     assert set(CONTRACT_RULES) == {n for n, f in CATALOGUE.items() if "contract" in f.detected_by}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(MATRIX_TIMEOUT)
+def test_drift_only_in_reads_is_caught_by_the_contract_part_and_the_clean_platform_stays_quiet(
+    tmp_path: Path,
+) -> None:
+    """The one row through the real command, quicker than the full matrix: the fuzzer's own get/list
+    answers hold no entry, so only the reads of an entry the run created (contracts/test_reads.py) see it."""
+    report = tmp_path / "selftest.html"
+    command = [sys.executable, "-m", "ksentinel.cli", "selftest", "--fault", "schema-drift-reads"]
+    command += ["--part", "contract", "--soak", "0", "--report", str(report)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KSENTINEL_")}
+    proc = subprocess.run(
+        command, capture_output=True, text=True, timeout=MATRIX_TIMEOUT, env=env, cwd=tmp_path, check=False
+    )
+    output = proc.stdout[-4000:] + proc.stderr[-3000:]
+    assert proc.returncode == 0, output
+    rows = {r["fault"]: r for r in json.loads(report.with_suffix(".json").read_text())["matrix"]["rows"]}
+    assert rows[CLEAN]["cells"]["contract"]["state"] == "quiet", output
+    cell = rows["schema-drift-reads"]["cells"]["contract"]
+    assert cell["state"] == "caught", output
+    kind, subject, rule = CONTRACT_RULES["schema-drift-reads"]
+    assert f"{kind}/{subject}/{rule}" in cell["evidence"], cell
+    reads = {"baseEntry.get", "baseEntry.list", "media.get", "media.list"}
+    assert {e.split("/")[1] for e in cell["evidence"]} == reads, cell  # and nothing else broke
 
 
 @pytest.mark.slow
@@ -173,6 +202,7 @@ ALERTS = {
     "stale-cache": "KalturaCacheStaleReads",
     "pager-duplicates": "KalturaFlowFailing",
     "upload-corrupt": "KalturaFlowFailing",
+    "cache-user-leak": "KalturaFlowFailing",
 }
 
 

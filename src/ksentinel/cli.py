@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -268,9 +269,10 @@ def contract(
     """Check that the API keeps its contract: schema, flows, caching and security.
 
     Exit 0 when every contract holds, 1 when one is broken, 2 on a usage error or a target that
-    cannot be tested (unreachable, not a Kaltura API, wrong secret).
+    cannot be tested (unreachable, not a Kaltura API, wrong secret), 130 when interrupted (SIGINT,
+    SIGTERM: the report says INCOMPLETE).
     """
-    from ksentinel.contract.runner import check_target, run_contract
+    from ksentinel.contract.runner import check_target, exit_when_interrupted, run_contract
     from ksentinel.embedded import open_target
 
     config, resolved = selection.resolve()
@@ -279,7 +281,8 @@ def contract(
     prepare_folder(report.parent, "--report")
     if junit is not None:
         prepare_folder(junit.parent, "--junit")
-    with open_target(resolved.target, faults=faults, config=config) as target:
+    # SIGINT/SIGTERM: the checks stop, clean up and report INCOMPLETE (exit 130); before them, exit 130
+    with exit_when_interrupted(), open_target(resolved.target, faults=faults, config=config) as target:
         click.echo(
             f"ksentinel contract: profile {profile} against {target.name} {target.url} (partner {target.partner_id})",
             err=True,
@@ -297,24 +300,32 @@ def contract(
         )
     counts = outcome.section.counts()
     click.echo(
-        f"contract: {counts['passed']} passed, {counts['failed']} failed, {counts['error']} errors, "
-        f"{counts['skipped']} skipped"
+        f"contract: {counts['passed']} passed, {counts['failed']} failed, {counts['error']} tool errors, "
+        f"{counts['not_tested']} not tested, {counts['skipped']} skipped"
         + (f", {counts['advisory']} advisory" if counts.get("advisory") else "")
         + f" in {outcome.section.duration:.1f}s (profile {profile})"
     )
     for result in outcome.section.results:
-        if result.outcome in ("failed", "error"):
-            first_line = (result.message or "").splitlines()[0] if result.message else ""
-            click.echo(
-                f"  BROKEN {result.kind} {result.subject}: {result.rule or result.name}: {first_line}"[:300]
-            )
+        first_line = (result.message or "").splitlines()[0] if result.message else ""
+        if result.outcome == "failed":
+            rule = result.rule or result.name
+            why = first_line.removeprefix(f"{rule}:").strip()  # a fuzzed action's message starts with it
+            click.echo(f"  BROKEN {result.kind} {result.subject}: {rule}: {why}"[:300])
+        elif result.outcome == "error":  # ksentinel or schemathesis could not judge it, not the target
+            why = first_line.removeprefix("tool error: ")
+            click.echo(f"  TOOL ERROR {result.kind} {result.subject}: {why}"[:300])
         elif result.outcome == "advisory":
-            first_line = (result.message or "").splitlines()[0] if result.message else ""
             click.echo(f"  ADVISORY {result.kind} {result.subject}: {first_line}"[:300])
+    for reason, subjects in outcome.section.not_tested().items():  # one line per reason, then the names
+        click.echo(f"  NOT TESTED ({len(subjects)}): {reason}"[:300])
+        for line in textwrap.wrap(", ".join(subjects), 100, initial_indent="    ", subsequent_indent="    "):
+            click.echo(line)
     if outcome.report_path:
         click.echo(f"report: {outcome.report_path}")
     if junit:
         click.echo(f"junit: {junit}")
+    if outcome.section.interrupted:
+        click.echo("contract: interrupted: INCOMPLETE, the results cover the checks that ran", err=True)
     sys.exit(outcome.exit_code)
 
 

@@ -10,6 +10,11 @@ An *advisory* finding (``ksentinel_advise``) is something worth knowing that doe
 contract, such as a real Kaltura echoing a refused KS: the check is skipped with a reason starting
 ``advisory:`` and a ``ksentinel.advisory`` JUnit property, and its outcome in the results is
 ``advisory``, never a failure.
+
+SIGINT and SIGTERM (a cancelled CI job) stop a contract run like Ctrl-C (:func:`stop_on_signals`):
+the check in progress ends, the fixtures are torn down (what the run created is deleted), the results
+and JUnit are written, and JUnit marks the run ``interrupted`` (a ``ksentinel.interrupted`` testsuite
+property and an error test case of that name); ``ksentinel contract`` then exits 130, INCOMPLETE.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ import contextlib
 import dataclasses
 import json
 import os
+import signal
 import statistics
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -37,6 +44,7 @@ DETAILS = "ksentinel"
 ADVISORY = f"{DETAILS}.advisory"
 INDEX_LAG = f"{DETAILS}.index_lag"
 ADVISORY_PREFIX = "advisory: "
+INTERRUPTED = f"{DETAILS}.interrupted"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -74,6 +82,74 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+# ---- interrupts ------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Interruption:
+    """The signal that stopped the run (``SIGINT``, ``SIGTERM``), ``None`` until one did."""
+
+    signal: str | None = None
+
+
+_ACTIVE: list[Interruption] = []
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[Interruption]:
+    """SIGINT and SIGTERM raise KeyboardInterrupt in the main thread, as Ctrl-C does.
+
+    pytest then ends the check in progress, tears the fixtures down (deleting what the run created)
+    and writes the results and JUnit; another signal meanwhile stops that too. A handler installed
+    before (``ksentinel demo``'s) is called first; an ignored signal stays ignored. Nested uses share
+    the outermost one's :class:`Interruption`.
+    """
+    if _ACTIVE:
+        yield _ACTIVE[-1]
+        return
+    state = Interruption()
+    if threading.current_thread() is not threading.main_thread():
+        yield state
+        return
+    previous: dict[int, Any] = {}
+
+    def interrupt(signum: int, frame: Any) -> None:
+        state.signal = state.signal or signal.Signals(signum).name
+        outer = previous.get(signum)
+        if callable(outer) and outer is not signal.default_int_handler:
+            outer(signum, frame)
+        raise KeyboardInterrupt
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        current = signal.getsignal(signum)
+        if current is not signal.SIG_IGN:
+            previous[signum] = current
+            signal.signal(signum, interrupt)
+    _ACTIVE.append(state)
+    try:
+        yield state
+    finally:
+        _ACTIVE.remove(state)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+
+
+def _mark_junit_interrupted(config: pytest.Config, signal_name: str) -> None:
+    """The JUnit file says the run is incomplete: a testsuite property and an ``interrupted`` error case."""
+    try:
+        from _pytest.junitxml import xml_key
+    except ImportError:  # pragma: no cover - pytest moved it
+        return
+    xml = config.stash.get(xml_key, None)
+    if xml is None:
+        return
+    message = f"the run was interrupted ({signal_name}) before every check ran: the verdict is INCOMPLETE"
+    xml.add_global_property(INTERRUPTED, signal_name)
+    # the property is pytest's API, the test case its internals (as its own "internal" error case)
+    with contextlib.suppress(AttributeError, TypeError):
+        reporter = xml.node_reporter("ksentinel::interrupted")
+        reporter.attrs.update(classname="ksentinel", name="interrupted")
+        reporter._add_simple("error", message, message)
+
+
 # ---- results ---------------------------------------------------------------------------------------
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
@@ -94,6 +170,24 @@ class ResultsCollector:
     def __init__(self, path: str | None) -> None:
         self.path = path
         self.results: list[dict[str, Any]] = []
+        #: the signal (``SIGINT`` when it is not known) whose KeyboardInterrupt ended the session
+        self.interrupted: str | None = None
+        self.contract_run = False
+        self._signals = contextlib.ExitStack()
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """Contract checks collected (with plain pytest too): SIGTERM stops them like Ctrl-C."""
+        if any(item.get_closest_marker("ksentinel") for item in session.items):
+            self.contract_run = True
+            self._signals.enter_context(stop_on_signals())
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        # a contract run (``ksentinel contract`` always asks for the results), not pytest.exit()
+        if (self.path or self.contract_run) and isinstance(excinfo.value, KeyboardInterrupt):
+            self.interrupted = (_ACTIVE[-1].signal if _ACTIVE else None) or "SIGINT"
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        self._signals.close()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if not (report.when == "call" or (report.when == "setup" and not report.passed)):
@@ -104,6 +198,8 @@ class ResultsCollector:
         reason = message.removeprefix("Skipped: ")
         if report.skipped and (ADVISORY in props or reason.startswith(ADVISORY_PREFIX)):
             outcome, message = "advisory", reason.removeprefix(ADVISORY_PREFIX)
+        elif f"{DETAILS}.outcome" in props:  # a check that names its outcome: "error" (tool), "not_tested"
+            outcome, message = str(props[f"{DETAILS}.outcome"]), reason
         entry: dict[str, Any] = {
             "nodeid": report.nodeid,
             "name": report.nodeid.split("::", 1)[-1],
@@ -128,7 +224,10 @@ class ResultsCollector:
                 first = (result["message"] or "").splitlines()[0] if result["message"] else ""
                 terminalreporter.line(redact(f"ADVISORY {result['kind']} {result['subject']}: {first}"[:400]))
 
+    @pytest.hookimpl(tryfirst=True)  # before JUnit is written
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.interrupted and not hasattr(session.config, "workerinput"):
+            _mark_junit_interrupted(session.config, self.interrupted)
         if self.path and not hasattr(session.config, "workerinput"):
             Path(self.path).write_text(
                 redact(json.dumps(self.results, indent=1, default=str)), encoding="utf-8"

@@ -7,14 +7,25 @@ action that needs a session it also sends the request without the KS. The first
 broken contract of an action is *sticky*: every later example of that action fails the same way
 without another request, so Hypothesis's replay of the failing example agrees with the first run
 even when the target misbehaves only sometimes (one call in five answering HTTP 500).
+
+Every action ends with an honest verdict (:func:`action_verdict`): *passed* only when requests were
+sent and their answers judged; *not tested*, with the reason, when none was (the guard refused every
+case, or the target does not offer the action: ``SERVICE_FORBIDDEN``, ``ACTION_DOES_NOT_EXISTS``,
+``SERVICE_DOES_NOT_EXISTS``, ``FEATURE_FORBIDDEN``); *failed* for a broken contract; *tool error* when
+ksentinel or schemathesis could not generate, send or judge its cases. :class:`Tally` counts, per
+action, the cases sent, judged and not tested, and why.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import sys
+import traceback
+import unittest
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import hypothesis
@@ -27,10 +38,18 @@ from ksentinel.contract.fuzz_safety import (
     remove_created,
     seed_factory,
 )
-from ksentinel.contract.kaltura_checks import KALTURA_CHECKS, by_rule, rule_of, subject_of
+from ksentinel.contract.kaltura_checks import (
+    KALTURA_CHECKS,
+    answer_of,
+    by_rule,
+    negative_data_rejected_with_validation_code,
+    rule_of,
+    subject_of,
+)
 from ksentinel.contract.schemathesis_support import (
     KsAuth,
     call_with_ks_refresh,
+    describe_error,
     load_schema,
     openapi_document,
 )
@@ -57,6 +76,13 @@ MAX_BODY = 2000
 SEEDS_PER_KIND = 2
 THROWAWAY_EXPIRY = 600
 SWEEP_ATTEMPTS = 3
+#: what a Kaltura answers for an action it does not offer to this partner, whatever the input
+NOT_AVAILABLE = frozenset({"SERVICE_FORBIDDEN", "ACTION_DOES_NOT_EXISTS", "SERVICE_DOES_NOT_EXISTS"})
+#: ... and for a feature the partner lacks, which may hang on the input: the action counts as not
+#: available after this many such answers and no other
+FEATURE_FORBIDDEN, FEATURE_FORBIDDEN_ANSWERS = "FEATURE_FORBIDDEN", 3
+NOT_TESTED = "not tested: "
+TOOL_ERROR = "tool error: "
 
 
 class ContractBroken(AssertionError):
@@ -109,6 +135,110 @@ def describe_exchange(response: Response) -> tuple[dict[str, Any], dict[str, Any
     return sent, received
 
 
+@dataclass
+class Tally:
+    """What became of one action's cases."""
+
+    sent: int = 0  # requests sent (the probe without a KS included)
+    judged: int = 0  # answers the Kaltura checks judged as the action's
+    not_tested: Counter[str] = field(default_factory=Counter)  # cases neither sent nor judged, by reason
+    not_available: str | None = None  # the code the target refuses the action with
+    refusals: int = 0  # not-available answers so far
+    answered: bool = False  # the target answered otherwise at least once
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "sent": self.sent,
+            "judged": self.judged,
+            "not_tested": sum(self.not_tested.values()),
+            "reasons": dict(self.not_tested),
+        }
+
+    def text(self) -> str:
+        """``sent 14, judged 14, not tested 2 (why: 2)`` (a JUnit property)."""
+        line = f"sent {self.sent}, judged {self.judged}, not tested {sum(self.not_tested.values())}"
+        if self.not_tested:
+            line += " (" + "; ".join(f"{why}: {n}" for why, n in self.not_tested.most_common()) + ")"
+        return line
+
+    def reason(self) -> str:
+        """Why nothing was judged, or ``""``."""
+        if self.not_available:
+            return f"not available on this target ({self.not_available})"
+        if self.not_tested:
+            return self.not_tested.most_common(1)[0][0]
+        return "no case was generated" if not self.sent else "no answer was judged"
+
+
+class NotTested(unittest.SkipTest):
+    """Ends an action's cases early: none of the rest could be tested either (Hypothesis, schemathesis
+    and pytest all take a ``SkipTest`` as "skip this test", at once)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(NOT_TESTED + reason)
+
+
+@dataclass(frozen=True)
+class ActionVerdict:
+    """One action's outcome for the report: ``passed``, ``failed``, ``error`` (a tool error: ksentinel
+    or schemathesis could not generate, send or judge its cases) or ``not_tested``; ``message`` says
+    why, ``cases`` what was sent, judged and not tested."""
+
+    outcome: str
+    message: str
+    cases: dict[str, Any]
+
+
+def action_verdict(
+    tally: Tally,
+    *,
+    broken: ContractBroken | None,
+    raised: BaseException | None,
+    crash: str | None = None,
+) -> ActionVerdict:
+    """The verdict of one action from what happened to its cases: ``raised`` is what its test raised
+    (None when it ended normally), ``crash`` an upstream crash while its cases were derived."""
+    cases = tally.as_dict()
+    skipped = raised is not None and isinstance(raised, (unittest.SkipTest, *_skip_exceptions()))
+    if broken is not None:
+        return ActionVerdict("failed", "\n".join(broken.lines), cases)
+    if raised is not None and not skipped and _generator_gave_up(raised) and tally.judged > 0:
+        # schemathesis rejected a schema it derived itself (a mutation of ours) part-way through: the
+        # cases it did make were sent and judged; the rest were never generated. Honest verdict: the
+        # judged cases stand, and the report says how the run was cut short.
+        tally.not_tested[f"upstream generator stopped: {describe_error(raised)}"[:200]] += 1
+        cases = tally.as_dict()
+    elif raised is not None and not skipped:
+        return ActionVerdict("error", TOOL_ERROR + describe_error(raised), cases)
+    if crash is not None:
+        return ActionVerdict("error", f"{TOOL_ERROR}{crash}; its other cases ran", cases)
+    if tally.judged == 0 or tally.not_available:
+        reason = tally.reason()
+        if skipped and not (tally.not_available or tally.not_tested):  # skipped by someone else
+            reason = str(raised).removeprefix("Skipped: ").removeprefix(NOT_TESTED).strip() or reason
+        return ActionVerdict("not_tested", NOT_TESTED + reason, cases)
+    return ActionVerdict("passed", "", cases)
+
+
+def _generator_gave_up(error: BaseException) -> bool:
+    """schemathesis could not build a strategy for a schema it derived (``InvalidSchema`` from its
+    ``generation`` package, e.g. "Cannot generate an array with 1 demanded elements" in 4.32.5)."""
+    try:
+        from schemathesis.core.errors import InvalidSchema
+    except ImportError:  # pragma: no cover - another schemathesis layout
+        return False
+    if not isinstance(error, InvalidSchema):
+        return False
+    frames = traceback.extract_tb(error.__traceback__)
+    return any("schemathesis/generation/" in frame.filename.replace("\\", "/") for frame in frames)
+
+
+def _skip_exceptions() -> tuple[type[BaseException], ...]:
+    """pytest's skip exception (``pytest.skip``), when pytest is loaded."""
+    outcomes = sys.modules.get("_pytest.outcomes")
+    return (outcomes.Skipped,) if outcomes is not None else ()
+
+
 def _fail(broken: ContractBroken) -> None:
     """The one place a broken contract is raised: Hypothesis tells failures apart by where they are
     raised, so a sticky repeat and the first failure count as the same bug."""
@@ -131,9 +261,7 @@ class Fuzzer:
         self.auth = auth
         self.checks = list(checks)
         self.broken: dict[str, ContractBroken] = {}
-        self.sent: Counter[str] = Counter()
-        self.skipped: Counter[str] = Counter()
-        self.skip_reasons: dict[str, str] = {}
+        self.tallies: dict[str, Tally] = {}
         self._probed: set[str] = set()
         self.on_failure: Callable[[ContractBroken], None] | None = None
         paths = schema.raw_schema.get("paths") or {}
@@ -143,19 +271,68 @@ class Fuzzer:
             if isinstance(item, dict) and "post" in item
         }
 
+    @property
+    def crashes(self) -> Mapping[str, str]:
+        """Upstream crashes while deriving an operation's coverage cases, by operation label
+        (:class:`~ksentinel.contract.schemathesis_support.CoverageBudget`)."""
+        budget = getattr(self.schema, "coverage_budget", None)
+        return budget.crashes if budget is not None else {}
+
+    def tally(self, subject: str) -> Tally:
+        found = self.tallies.get(subject)
+        if found is None:
+            found = self.tallies[subject] = Tally()
+        return found
+
     def run(self, case: Case) -> None:
-        """Prepare, send and judge one generated case (the body of the schemathesis test)."""
+        """Prepare, send and judge one generated case (the body of the schemathesis test).
+
+        Raises :class:`NotTested` when none of the action's cases can be tested: the guard refuses
+        every case of it, or the target does not offer it (:meth:`_not_available`)."""
         subject = subject_of(case)
         if subject in self.broken:
             _fail(self.broken[subject].again())
+        tally = self.tally(subject)
+        if tally.not_available:
+            raise NotTested(tally.reason())
+        refused = self.guard.refusal(case.operation)
+        if refused is not None:
+            tally.not_tested[refused] += 1
+            raise NotTested(refused)
         reason = self.guard.prepare(case)
         if reason is not None:
-            self.skipped[subject] += 1
-            self.skip_reasons.setdefault(subject, reason)
+            tally.not_tested[reason] += 1
             return
         response = self.call(case)
+        if self._not_available(case, response, tally):
+            raise NotTested(tally.reason())
         self.validate(case, response)
         self._probe_without_ks(case, subject)
+
+    def _not_available(self, case: Case, response: Response, tally: Tally) -> bool:
+        """Whether the answer says the target does not offer the action (then it is judged only as an
+        answer, never as the action's: its envelope, no internal error, no secret); True once the
+        action counts as not available.
+
+        Only an answer to our own session tells: Kaltura checks the KS before the service, so a
+        generated KS gets INVALID_KS from any action, and a missing one SERVICE_FORBIDDEN."""
+        code = answer_of(response).code
+        ks = (case.query or {}).get("ks") if isinstance(case.query, dict) else None
+        sessionless = case.operation.definition.raw.get("x-kaltura-session-required") != "always"
+        ours = self.auth.issued(ks) or (ks is None and sessionless)
+        if not ours and code not in NOT_AVAILABLE - {"SERVICE_FORBIDDEN"}:
+            return False
+        if tally.answered or code not in NOT_AVAILABLE | {FEATURE_FORBIDDEN}:
+            tally.answered = True
+            return False
+        checks = [c for c in self.checks if c is not negative_data_rejected_with_validation_code]
+        self.validate(case, response, checks=checks, judged=False)
+        tally.refusals += 1
+        tally.not_tested[f"answered {code}"] += 1
+        if code != FEATURE_FORBIDDEN or tally.refusals >= FEATURE_FORBIDDEN_ANSWERS:
+            tally.not_available = code
+            return True
+        return False
 
     def _probe_without_ks(self, case: Case, subject: str) -> None:
         """Once per action that always needs a session: the same (safe) request without the KS,
@@ -171,15 +348,24 @@ class Fuzzer:
         self.validate(anonymous, self.call(anonymous))
 
     def call(self, case: Case, **kwargs: Any) -> Response:
+        self.tally(subject_of(case)).sent += 1
         response = call_with_ks_refresh(case, self.auth, **kwargs)
         self.guard.record(case, response)
-        self.sent[subject_of(case)] += 1
         return response
 
-    def validate(self, case: Case, response: Response) -> None:
+    def validate(
+        self,
+        case: Case,
+        response: Response,
+        *,
+        checks: Sequence[CheckFunction] | None = None,
+        judged: bool = True,
+    ) -> None:
         """The Kaltura checks on one answer; raises :class:`ContractBroken` (and remembers it)."""
+        if judged:
+            self.tally(subject_of(case)).judged += 1
         try:
-            case.validate_response(response, checks=self.checks)
+            case.validate_response(response, checks=list(checks) if checks is not None else self.checks)
         except FailureGroup as group:
             lines = by_rule([" ".join(str(getattr(f, "message", f)).split()) for f in group.exceptions])
             broken = ContractBroken(subject_of(case), lines, *describe_exchange(response))
@@ -191,12 +377,17 @@ class Fuzzer:
             self.on_failure(broken)
         _fail(broken)
 
-    def summary(self) -> str:
-        actions = len(set(self.sent) | set(self.skipped))
-        text = f"{actions} actions, {sum(self.sent.values())} calls"
-        if self.skipped:
-            text += f", {sum(self.skipped.values())} cases not sent to keep existing objects safe"
-        return text
+    def summary(self, verdicts: Mapping[str, str] | None = None) -> str:
+        """``76 actions: 25 passed, 51 not tested; 412 calls, 380 answers judged`` (``verdicts``: the
+        outcome of each action)."""
+        tallies = self.tallies.values()
+        calls = f"{sum(t.sent for t in tallies)} calls, {sum(t.judged for t in tallies)} answers judged"
+        if not verdicts:
+            return f"{len(self.tallies)} actions, {calls}"
+        counted = Counter(verdicts.values())
+        labels = {"passed": "passed", "failed": "failed", "error": "tool error", "not_tested": "not tested"}
+        parts = [f"{counted[o]} {label}" for o, label in labels.items() if counted[o]]
+        return f"{len(verdicts)} actions: {', '.join(parts)}; {calls}"
 
     # ---- stateful (deep profile) ---------------------------------------------------------------
     def run_stateful(self, budget: FuzzBudget) -> str | None:

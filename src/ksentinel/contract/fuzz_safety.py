@@ -194,6 +194,13 @@ class FuzzGuard:
         return param == "id" or any(kind.endswith(wanted) for kind in self.created_kinds)
 
     # ---- before a case is sent -----------------------------------------------------------------
+    def refusal(self, operation: APIOperation) -> str | None:
+        """Why no case of ``operation`` can ever be sent (whatever was generated), or None."""
+        risk = self.risk(operation)
+        if risk.guarded and not risk.ends_session and not risk.references:
+            return f"{risk.subject} changes existing state and names no object this run could provide"
+        return None
+
     def prepare(self, case: Case) -> str | None:
         """Edit ``case`` in place so it is safe to send; returns why it must not be sent, or None."""
         risk = self.risk(case.operation)
@@ -210,8 +217,9 @@ class FuzzGuard:
             return None
         if not risk.guarded:
             return None
-        if not risk.references:
-            return f"{risk.subject} changes existing state and names no object this run could provide"
+        refused = self.refusal(case.operation)
+        if refused is not None:
+            return refused
         if not isinstance(params, dict):
             return None if params in ({}, None) else f"{risk.subject} body is not an object"
         changed = False

@@ -19,7 +19,9 @@ starts with the rule's name.
   parameter, a value outside its enum; :mod:`ksentinel.contract.negative`) is refused with a
   validation code, neither accepted nor answered with another error.
 - ``no_success_without_ks``: an action whose ``sessionRequired`` is ``always`` fails when the
-  request carries no KS.
+  request carries no KS. A schema without the attribute (apiVersion 3.x) is read with the values of
+  ``schema.model.SESSION_REQUIRED_BY_DEFAULT``, so what the server serves without a KS
+  (``session.start``, ``system.ping``, ...) is not judged.
 - ``no_secret_in_response``: neither a registered secret nor the KS we sent appears in a body
   (session.start and startWidgetSession return a KS by design).
 """
@@ -299,7 +301,8 @@ def negative_data_rejected_with_validation_code(
 
 @schemathesis.check
 def no_success_without_ks(ctx: CheckContext, response: Response, case: Case) -> bool | None:
-    """An action that always needs a session fails when the request carries none."""
+    """An action that always needs a session fails when the request carries none (an old schema's
+    actions served without a KS are ``none``/``optional``, never judged: docs/contracts.md)."""
     if case.operation.definition.raw.get("x-kaltura-session-required") != "always":
         return None
     if sent_ks(response, case):

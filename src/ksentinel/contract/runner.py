@@ -1,7 +1,9 @@
 """``ksentinel contract``: run the contract suite against a target and write JUnit + an HTML report.
 
 Exit codes: 0 every contract kept, 1 a contract broken, 2 usage error or a target that is
-unreachable, not a Kaltura API or refuses our secret (one line on stderr).
+unreachable, not a Kaltura API or refuses our secret (one line on stderr), 130 interrupted (SIGINT or
+SIGTERM: the check in progress ends, what the run created is deleted, the report, its JSON and JUnit
+are written with the verdict INCOMPLETE).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -24,7 +27,7 @@ from ksentinel.flows.preflight import preflight
 from ksentinel.kaltura.api import KalturaApi
 from ksentinel.report import CheckResult, ContractSection, RunReport, write_report
 
-EXIT_OK, EXIT_BROKEN, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_BROKEN, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 TARGET_ENV = (
     "KSENTINEL_URL",
     "KSENTINEL_PARTNER_ID",
@@ -82,6 +85,30 @@ def check_target(target: Target) -> Credentials:
     return credentials
 
 
+class _InterruptWatch:
+    """A pytest plugin that notes a KeyboardInterrupt ending the session (pytest returns 2 for it)."""
+
+    def __init__(self) -> None:
+        self.seen = False
+
+    def pytest_keyboard_interrupt(self, excinfo: object) -> None:
+        if isinstance(getattr(excinfo, "value", None), KeyboardInterrupt):
+            self.seen = True
+
+
+@contextlib.contextmanager
+def exit_when_interrupted() -> Iterator[None]:
+    """SIGINT or SIGTERM outside the checks (starting the platform, the preflight): one line, exit 130."""
+    from ksentinel.pytest_plugin import stop_on_signals
+
+    with stop_on_signals() as stopped:
+        try:
+            yield
+        except KeyboardInterrupt:
+            sys.stderr.write(f"ksentinel contract: interrupted ({stopped.signal or 'SIGINT'})\n")
+            raise SystemExit(EXIT_INTERRUPTED) from None
+
+
 @contextlib.contextmanager
 def target_environment(target: Target) -> Iterator[None]:
     """Expose ``target`` to the pytest run (and its xdist workers) through KSENTINEL_* variables."""
@@ -133,6 +160,8 @@ def run_contract(
     """
     import pytest
 
+    from ksentinel.pytest_plugin import stop_on_signals
+
     chosen = get_profile(profile)
     suite_dir = find_suite(suite)
     if config_path is None and os.environ.get(ENV_CONFIG):
@@ -164,11 +193,25 @@ def run_contract(
         if config_path is not None:
             args += ["--ksentinel-config", str(config_path.absolute())]
         args += list(extra_args)
-        with target_environment(target):
-            code = int(pytest.main(args))
+        watch = _InterruptWatch()
+        with target_environment(target), stop_on_signals() as stopped:
+            try:
+                code = int(pytest.main(args, plugins=[watch]))
+            except KeyboardInterrupt:  # another signal while pytest was cleaning up
+                code, watch.seen = EXIT_INTERRUPTED, True
         results = json.loads(results_file.read_text()) if results_file.exists() else []
-    section = ContractSection(chosen.name, [CheckResult.from_dict(r) for r in results], time.time() - started)
+    interrupted = watch.seen or stopped.signal is not None
+    section = ContractSection(
+        chosen.name,
+        [CheckResult.from_dict(r) for r in results],
+        time.time() - started,
+        interrupted=interrupted,
+    )
     exit_code = EXIT_OK if code == 0 else EXIT_BROKEN if code == 1 else EXIT_USAGE
+    if code == 1 and not section.counts()["failed"] and section.counts()["error"]:
+        exit_code = EXIT_USAGE  # tool errors and nothing broken: the run could not judge
+    if interrupted:
+        exit_code = EXIT_INTERRUPTED
     report_path = None
     if report is not None:
         run_report = RunReport(

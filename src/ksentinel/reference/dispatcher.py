@@ -12,6 +12,7 @@ plugin; what the file does not list either stays ``SERVICE_DOES_NOT_EXISTS`` / `
 from __future__ import annotations
 
 import functools
+import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -26,10 +27,12 @@ from ksentinel.reference.codec import Decoder, parse_int
 from ksentinel.reference.errors import ApiException
 from ksentinel.reference.platform import Platform
 from ksentinel.reference.request import UploadedFile
-from ksentinel.reference.schema_xml import load_served_schema
+from ksentinel.reference.schema_xml import ServedSchema, load_served_schema
 from ksentinel.reference.serialize import plain
 from ksentinel.reference.services import HANDLERS, Call, Caller, load_all
 from ksentinel.reference.store import ks_hash
+
+log = logging.getLogger(__name__)
 
 # actions a request without a KS may call (NO_SESSION_ROLE)
 ANONYMOUS_ACTIONS = frozenset(
@@ -149,6 +152,46 @@ def _refuse_unimplemented(
     raise ApiException("SERVICE_FORBIDDEN", f"{service_def.id}->{action_def.name}")
 
 
+def _validate_as_served(
+    platform: Platform,
+    service_id: str,
+    action_name: str,
+    params: Mapping[str, Any],
+    files: Mapping[str, UploadedFile],
+) -> None:
+    """With a served schema file, validate the call against the file's declaration of the action.
+
+    The file declares more than the reference implements (hundreds of filter and entry properties,
+    many of them enums): the real server validates every one of them (``INVALID_ENUM_VALUE``,
+    ``PROPERTY_VALIDATION_*``), so a bad value in a property the reference would ignore is refused here
+    as it is there. The reference's own decoding of what it implements follows.
+    """
+    path = platform.config.schema_file
+    if path is None:
+        return
+    served = load_served_schema(path)
+    declared = served.declares(service_id, action_name)
+    if declared is None:
+        return
+    try:
+        _served_decoder(served).arguments(declared[1], params, files)
+    except ApiException:
+        raise
+    except Exception:  # a shape the served declaration cannot decode: leave it to the reference's own
+        log.debug("served-schema validation of %s.%s skipped", service_id, action_name, exc_info=True)
+
+
+_SERVED_DECODERS: dict[Any, Decoder] = {}
+
+
+def _served_decoder(served: ServedSchema) -> Decoder:
+    """One decoder per served schema file (built on first use; the schema is immutable)."""
+    decoder = _SERVED_DECODERS.get(served.path)
+    if decoder is None or decoder.schema is not served.schema:
+        decoder = _SERVED_DECODERS[served.path] = Decoder(served.schema)
+    return decoder
+
+
 def check_permission(caller: Caller, service_id: str, action_name: str) -> None:
     key = (service_id, action_name.lower())
     label = f"{service_id}->{action_name}"
@@ -188,6 +231,7 @@ def call_action(
             raise ApiException("ACTION_DOES_NOT_EXISTS", action_name, service_id)
         _, action_def = found
         caller = authenticate(platform, str(params.get("ks") or "") or None)
+        _validate_as_served(platform, service.id, action_def.name, params, files)
         arguments = _DECODER.arguments(action_def, params, files)
         check_session(platform, caller)
         check_permission(caller, service.id, action_def.name)

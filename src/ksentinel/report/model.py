@@ -8,8 +8,13 @@ from typing import Any
 
 from ksentinel.kaltura.redact import redact, redact_value
 
-#: ``advisory``: worth knowing, not a broken contract (a real Kaltura echoing a refused KS); never fails
-OUTCOMES = ("failed", "error", "advisory", "passed", "skipped")
+#: ``advisory``: worth knowing, not a broken contract (a real Kaltura echoing a refused KS); never fails.
+#: ``error``: a tool error, the check could not be judged (ksentinel or schemathesis failed, not the
+#: target); it fails the report. ``not_tested``: nothing was judged, for a reason the message gives (every
+#: case refused by the fuzz guard, an action the target does not offer); it does not fail the report.
+OUTCOMES = ("failed", "error", "advisory", "passed", "not_tested", "skipped")
+#: how the report and the terminal name each outcome
+OUTCOME_LABELS = {"error": "tool error", "not_tested": "not tested"}
 
 
 @dataclass
@@ -19,7 +24,7 @@ class CheckResult:
     kind: str  # "action" | "flow" | "caching" | "security"
     subject: str  # "baseEntry.get", "upload", "ks.tampered"
     name: str  # the test's name
-    outcome: str  # passed | failed | error | advisory | skipped
+    outcome: str  # passed | failed | error | advisory | not_tested | skipped
     duration: float = 0.0
     rule: str = ""  # the rule it broke ("error_envelope_conformance", "upload.content_match")
     message: str = ""
@@ -30,9 +35,12 @@ class CheckResult:
     index_lags: list[float] = field(default_factory=list)
     #: the evidence of an advisory (or strict) finding: request, code, where; KS values masked
     findings: list[dict[str, Any]] = field(default_factory=list)
+    #: a fuzzed action's cases: ``sent``, ``judged``, ``not_tested`` and ``reasons`` (why, how many)
+    cases: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.message = redact(self.message)
+        self.cases = redact_value("cases", dict(self.cases)) if isinstance(self.cases, dict) else {}
         self.rule = redact(self.rule)
         self.findings = [redact_value("finding", dict(f)) for f in self.findings if isinstance(f, dict)]
         self.index_lags = [float(v) for v in self.index_lags if isinstance(v, int | float)]
@@ -52,6 +60,8 @@ class ContractSection:
     profile: str
     results: list[CheckResult] = field(default_factory=list)
     duration: float = 0.0
+    #: stopped (SIGINT, SIGTERM) before every check ran: the results cover what ran; verdict INCOMPLETE
+    interrupted: bool = False
 
     def counts(self) -> dict[str, int]:
         return {outcome: sum(1 for r in self.results if r.outcome == outcome) for outcome in OUTCOMES}
@@ -59,7 +69,7 @@ class ContractSection:
     @property
     def ok(self) -> bool:
         counts = self.counts()
-        return counts["failed"] == 0 and counts["error"] == 0
+        return counts["failed"] == 0 and counts["error"] == 0 and not self.interrupted
 
     def by_kind(self) -> dict[str, list[CheckResult]]:
         groups: dict[str, list[CheckResult]] = {}
@@ -72,6 +82,17 @@ class ContractSection:
 
     def advisories(self) -> list[CheckResult]:
         return [r for r in self.results if r.outcome == "advisory"]
+
+    def not_tested(self) -> dict[str, list[str]]:
+        """The subjects of the checks that were not tested, by reason (``not tested: `` left out)."""
+        reasons: dict[str, list[str]] = {}
+        for result in sorted(self.results, key=lambda r: (r.kind, r.subject)):
+            if result.outcome == "not_tested":
+                why = (result.message or "").splitlines()[0] if result.message else ""
+                reasons.setdefault(why.removeprefix("not tested: ") or "no reason given", []).append(
+                    result.subject
+                )
+        return reasons
 
     def index_lags(self) -> list[dict[str, Any]]:
         """Per flow check that observed any: ``subject``, ``count``, ``median`` and ``max`` seconds."""
@@ -133,7 +154,8 @@ class RunReport:
 
     @property
     def interrupted(self) -> bool:
-        return any(stage.status == "interrupted" for stage in self.stages)
+        contract_stopped = self.contract is not None and self.contract.interrupted
+        return contract_stopped or any(stage.status == "interrupted" for stage in self.stages)
 
     @property
     def ok(self) -> bool:
