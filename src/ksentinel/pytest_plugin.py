@@ -43,6 +43,7 @@ from ksentinel.kaltura.redact import redact
 DETAILS = "ksentinel"
 ADVISORY = f"{DETAILS}.advisory"
 INDEX_LAG = f"{DETAILS}.index_lag"
+NOT_TESTED_STEPS = f"{DETAILS}.not_tested_steps"  # JUnit property: steps a flow could not check here
 ADVISORY_PREFIX = "advisory: "
 INTERRUPTED = f"{DETAILS}.interrupted"
 
@@ -400,14 +401,20 @@ def run_contract_flow(
                     "duration": round(s.duration, 4),
                     "reason": s.reason,
                     "code": s.code,
+                    "tested": s.tested,
                 }
                 for s in result.steps
             ],
             notes=ctx.notes,
             index_lags=[round(lag, 4) for lag in result.index_lags],
+            not_tested={s.name: s.reason for s in result.not_tested},
         )
         if result.index_lags:
             request.node.user_properties.append((INDEX_LAG, lag_text(result.index_lags)))
+        if result.not_tested:  # a step that could not run its check here: said, never counted as kept
+            request.node.user_properties.append(
+                (NOT_TESTED_STEPS, "; ".join(f"{s.name}: {s.reason}" for s in result.not_tested))
+            )
         return result
 
     return run
