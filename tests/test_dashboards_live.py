@@ -176,7 +176,7 @@ def load_run(tmp: Path) -> Iterator[str]:
         "--profile",
         "smoke",
         "--users",
-        "1",
+        "3",  # one per flow of the smoke mix (fewer is refused: a flow would never run)
         "--run-time",
         "60s",
         "--metrics-port",

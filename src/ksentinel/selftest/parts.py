@@ -369,7 +369,7 @@ def replay_tests(observation: ProbeObservation, alerts: list[str], minutes: int)
     passes = observation.passes
     series: list[dict[str, str]] = []
     for family, (metric, labels, kind) in _FAMILIES.items():
-        keys = sorted({key for snapshot in passes for key in snapshot[family]})
+        keys = sorted({key for snapshot in passes for key in snapshot.get(family, {})})
         for key in keys:
             values = _replay(family, key, passes, kind, minutes)
             label_text = ",".join(
@@ -398,7 +398,7 @@ def _replay(
     minutes: int,
 ) -> list[float]:
     """One value a minute for ``minutes`` minutes: pass after pass, over and over."""
-    after = [float(snapshot[family].get(key, 0.0)) for snapshot in passes]
+    after = [float(snapshot.get(family, {}).get(key, 0.0)) for snapshot in passes]
     if kind == "counter":
         deltas = [value - (after[i - 1] if i else 0.0) for i, value in enumerate(after)]
         values, total = [0.0], 0.0
@@ -406,10 +406,10 @@ def _replay(
             total += deltas[minute % len(deltas)]
             values.append(total)
         return values
-    present = [value for snapshot in passes if (value := snapshot[family].get(key)) is not None]
+    present = [value for snapshot in passes if (value := snapshot.get(family, {}).get(key)) is not None]
     if not present:
         return [0.0] * (minutes + 1)
-    cycle = [float(snapshot[family].get(key, present[0])) for snapshot in passes]
+    cycle = [float(snapshot.get(family, {}).get(key, present[0])) for snapshot in passes]
     return [cycle[-1]] + [cycle[minute % len(cycle)] for minute in range(minutes)]
 
 
