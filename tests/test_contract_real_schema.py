@@ -4,7 +4,7 @@
 the suite's scope) and answers SERVICE_FORBIDDEN for the actions it lists but does not implement. The
 run must be green, judge every action the platform offers (requests really sent: a proxy counts them)
 and list every other one as not tested, with the reason. Its wall time is measured by
-``benchmarks/contract_real_schema.py`` (goal: 60 s on 2 cores), not here.
+``benchmarks/contract_runtime.py`` (goal: 60 s on 2 cores), not here.
 
 The schema file is read from ``shared/data/`` beside the repository (or ``$KSENTINEL_KALTURA_SCHEMA``),
 never copied into the project; without it the test is skipped with the reason.
