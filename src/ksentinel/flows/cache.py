@@ -15,10 +15,12 @@ to compare: the step is then not tested.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from ksentinel.flows.core import FlowContext, flow
 from ksentinel.flows.entries import NO_CONTENT, add_entry
 from ksentinel.flows.indexing import listed_ids, wait_listed
+from ksentinel.kaltura.api import KalturaApi
 
 STEPS = (
     "cache.seed",
@@ -103,19 +105,8 @@ def cache_flow(ctx: FlowContext) -> None:
                 "statusEqual": NO_CONTENT,
             }
         }
-        wait_listed(
-            ctx,
-            lambda: owner.call("baseEntry", "list", nocache=1, **owned_query),
-            lambda answer: owned_id in listed_ids(answer),
-            what=f"entry {owned_id} not listed for its owner",
-            since=owned_at,
-            describe=lambda answer: f"ids {listed_ids(answer)}",
-        )
-        owner.call("baseEntry", "list", **owned_query)  # now that the index shows it: cache the answer
-        mine = owner.call_raw("baseEntry", "list", **owned_query)
-        ctx.check(
-            owned_id in listed_ids(mine.unwrap()),
-            "the owner's list does not show its entry (a nocache list did: the cache served a stale list)",
+        _listed_then_cached(
+            ctx, owner, owned_query, owned_id, owned_at, whose="for its owner", who="the owner's list"
         )
         theirs = other.call_raw("baseEntry", "list", **owned_query)
         received = listed_ids(theirs.unwrap())
@@ -133,6 +124,34 @@ def cache_flow(ctx: FlowContext) -> None:
             )
 
 
+def _listed_then_cached(
+    ctx: FlowContext,
+    api: KalturaApi,
+    query: dict[str, Any],
+    entry_id: str,
+    since: float,
+    *,
+    whose: str,
+    who: str,
+) -> None:
+    """Wait (nocache) until the search index lists ``entry_id``, then cache that list and check the
+    cached answer shows it too: the isolation checks compare against a cached answer that is right."""
+    wait_listed(
+        ctx,
+        lambda: api.call("baseEntry", "list", nocache=1, **query),
+        lambda answer: entry_id in listed_ids(answer),
+        what=f"entry {entry_id} not listed {whose}",
+        since=since,
+        describe=lambda answer: f"ids {listed_ids(answer)}",
+    )
+    api.call("baseEntry", "list", **query)  # now that the index shows it: cache the answer
+    cached = api.call("baseEntry", "list", **query)
+    ctx.check(
+        entry_id in listed_ids(cached),
+        f"{who} does not show its entry (a nocache list did: the cache served a stale list)",
+    )
+
+
 def _partner_isolated(ctx: FlowContext, peer_ks: str, reference: str, entry_id: str, written: float) -> None:
     """Another partner's identical list call must not get our cached list (the key has the partner)."""
     api = ctx.api
@@ -144,20 +163,7 @@ def _partner_isolated(ctx: FlowContext, peer_ks: str, reference: str, entry_id: 
                 "statusEqual": NO_CONTENT,
             }
         }
-        wait_listed(
-            ctx,
-            lambda: api.call("baseEntry", "list", nocache=1, **query),
-            lambda answer: entry_id in listed_ids(answer),
-            what=f"our entry {entry_id} not listed in our own list",
-            since=written,
-            describe=lambda answer: f"ids {listed_ids(answer)}",
-        )
-        api.call("baseEntry", "list", **query)  # now that the index shows it: cache our list
-        ours = api.call("baseEntry", "list", **query)
-        ctx.check(
-            entry_id in listed_ids(ours),
-            "our own list does not show our entry (a nocache list did: the cache served a stale list)",
-        )
+        _listed_then_cached(ctx, api, query, entry_id, written, whose="in our own list", who="our own list")
         theirs = ctx.api_as(peer_ks).call_raw("baseEntry", "list", **query)
         leaked = entry_id in {o.get("id") for o in (theirs.unwrap().get("objects") or [])}
         ctx.check(not leaked, "another partner received our cached list (the cache key ignores the partner)")

@@ -249,11 +249,7 @@ class FlowContext:
     def observe_index_lag(self, seconds: float) -> None:
         """Record how long a fresh write took to show up in list/count (exported, reported)."""
         self.index_lags.append(seconds)
-        for listener in self.lag_listeners:
-            try:
-                listener(seconds)
-            except Exception:  # a broken listener must not break the flow
-                log.exception("index lag listener failed")
+        _notify(self.lag_listeners, seconds, "index lag")
 
     def _record(
         self, name: str, started: float, ok: bool, reason: str = "", code: str = "", *, tested: bool = True
@@ -269,11 +265,16 @@ class FlowContext:
             tested=tested,
         )
         self.steps.append(result)
-        for listener in self.listeners:
-            try:
-                listener(result)
-            except Exception:  # a broken listener must not break the flow
-                log.exception("step listener failed")
+        _notify(self.listeners, result, "step")
+
+
+def _notify(listeners: tuple[Callable[[Any], None], ...], value: Any, what: str) -> None:
+    """Tell each listener; a broken listener must not break the flow."""
+    for listener in listeners:
+        try:
+            listener(value)
+        except Exception:
+            log.exception("%s listener failed", what)
 
 
 @dataclass(frozen=True)
