@@ -25,6 +25,7 @@ from ksentinel.load.command import load_command
 from ksentinel.probe.command import probe_group
 from ksentinel.report.render import prepare_folder
 from ksentinel.selftest.command import selftest_command
+from ksentinel.traffic.command import check_traffic
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -419,6 +420,7 @@ main.add_command(demo_command, "demo")
 main.add_command(load_command, "load")
 main.add_command(probe_group)
 main.add_command(selftest_command, "selftest")
+main.add_command(check_traffic, "check-traffic")
 
 
 if __name__ == "__main__":  # pragma: no cover

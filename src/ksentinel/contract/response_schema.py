@@ -4,9 +4,11 @@ A small JSON Schema walker for the shapes :mod:`ksentinel.schema.openapi` emits 
 ``#/components/schemas``, ``oneOf`` + ``discriminator`` on ``objectType``, ``anyOf``, ``type``,
 ``enum``/``const``, ``properties``/``required``/``additionalProperties``, ``items``, ``pattern``).
 Length and value bounds (``maxLength``, ``minimum``, ...) are not judged: in Kaltura's schema they
-are input validation, and stored data may predate them. A generic validator reports a subclass mismatch deep inside a list as "not valid
-under any of the given schemas"; this one follows ``objectType`` to the one class the server says it
-sent, so every problem names its property path (``$.objects[0].createdAt``).
+are input validation, and stored data may predate them. An ``objectType`` naming a class the schema
+does not declare at all (a plugin's, on a server with more plugins than the schema file) is not judged
+either: nothing can judge it. A generic validator reports a subclass mismatch deep inside a list as
+"not valid under any of the given schemas"; this one follows ``objectType`` to the one class the server
+says it sent, so every problem names its property path (``$.objects[0].createdAt``).
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from typing import Any
 
+from ksentinel.schema import serialization
+
 MAX_PROBLEMS = 20
 _REF_PREFIX = "#/components/schemas/"
+_CLASS_NAME = re.compile(r"^Kaltura[A-Za-z0-9_]+$")
 _TYPES = {
     "null": lambda v: v is None,
     "boolean": lambda v: isinstance(v, bool),
@@ -47,8 +52,15 @@ def result_schema(operation: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def problems(instance: Any, schema: Mapping[str, Any], components: Mapping[str, Any]) -> list[str]:
-    """Every way ``instance`` breaks ``schema`` (at most :data:`MAX_PROBLEMS`), each ``"$.path: why"``."""
+    """Every way ``instance`` breaks ``schema`` (at most :data:`MAX_PROBLEMS`), each ``"$.path: why"``.
+
+    ``instance`` is an answer as decoded from JSON, or from XML by
+    :func:`ksentinel.kaltura.wire.xml_value`: it is first read the way a real server writes the
+    declared types (:func:`ksentinel.schema.serialization.typed`), so JSON and XML answers of the same
+    call are judged alike and only what no real server sends is reported.
+    """
     found: list[str] = []
+    instance = serialization.typed(instance, schema, components)
     for problem in _Walker(components).walk(instance, schema, "$"):
         found.append(problem)
         if len(found) >= MAX_PROBLEMS:
@@ -69,6 +81,14 @@ class _Walker:
             schema = self.components.get(ref[len(_REF_PREFIX) :], {})
             seen += 1
         return schema
+
+    def undeclared(self, class_name: str) -> bool:
+        """Whether the schema knows nothing of ``class_name``: no component of that name at all."""
+        return (
+            _CLASS_NAME.match(class_name) is not None
+            and class_name not in self.components
+            and class_name + ".exact" not in self.components
+        )
 
     def walk(self, value: Any, schema: Mapping[str, Any], path: str) -> Iterator[str]:
         schema = self.resolve(schema)
@@ -106,6 +126,10 @@ class _Walker:
             yield f"{path}.{name}: missing"
             return
         target = mapping.get(chosen) if isinstance(chosen, str) else None
+        if target is None and isinstance(chosen, str) and self.undeclared(chosen):
+            # a plugin's class the schema file does not declare (a real server with more plugins
+            # than the file sends them): nothing here can judge it, so it is not a finding
+            return
         if target is None:
             title = str(schema.get("description", "")).split(" ", 1)[0] or "the declared type"
             yield f"{path}.{name}: {_show(chosen)} is not {title} or one of its subclasses"
@@ -130,6 +154,15 @@ class _Walker:
 
     def object(self, value: dict[str, Any], schema: Mapping[str, Any], path: str) -> Iterator[str]:
         properties = schema.get("properties") or {}
+        declared_class = (properties.get("objectType") or {}).get("const")
+        sent_class = value.get("objectType")
+        if (
+            isinstance(declared_class, str)
+            and isinstance(sent_class, str)
+            and sent_class != declared_class
+            and self.undeclared(sent_class)
+        ):
+            return  # a subclass the schema file does not know (see discriminated)
         for name in schema.get("required") or ():
             if name not in value:
                 yield f"{path}.{name}: missing"

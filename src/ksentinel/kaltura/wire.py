@@ -208,20 +208,25 @@ def decode_json(body: bytes, *, multirequest: bool = False, http_status: int | N
     return value
 
 
-def _convert(element: ET.Element) -> Any:
+def xml_value(element: ET.Element) -> Any:
+    """The untyped value of an XML answer element: text, ``{tag: value}``, a list of ``<item>`` or a map.
+
+    Every leaf stays text (``""`` for an empty element): the declared types are applied by
+    :func:`ksentinel.schema.serialization.typed`.
+    """
     children = list(element)
     if not children:
         return element.text or ""
     if element.find("objectType") is not None or any(c.tag != "item" for c in children):
-        return {child.tag: _convert(child) for child in children}
+        return {child.tag: xml_value(child) for child in children}
     if all(item.find("itemKey") is not None for item in children):  # a map
         out: dict[str, Any] = {}
         for item in children:
-            value = _convert(item)
+            value = xml_value(item)
             key = value.pop("itemKey") if isinstance(value, dict) else ""
             out[str(key)] = value
         return out
-    return [_convert(item) for item in children]
+    return [xml_value(item) for item in children]
 
 
 def _is_empty(element: ET.Element) -> bool:
@@ -268,9 +273,9 @@ def decode_xml(
         items: list[Any] = []
         for item in result.iterfind("item"):
             item_error = _xml_error(item, http_status)
-            items.append(item_error or (None if _is_empty(item) else _convert(item)))
+            items.append(item_error or (None if _is_empty(item) else xml_value(item)))
         return items, execution_time
-    return (None if _is_empty(result) else _convert(result)), execution_time
+    return (None if _is_empty(result) else xml_value(result)), execution_time
 
 
 def _header_error(headers: Mapping[str, str]) -> tuple[str, str] | None:

@@ -299,8 +299,15 @@ _CLASSES = (
         _p("referenceId", _STR),
         _p("partnerSortValue", "int"),
         _p("rootEntryId", _STR, ro=True),
+        _p("operationAttributes", "array", array="KalturaOperationAttributes"),
         _p("displayInSearch", "int", enum="KalturaEntryDisplayInSearchType"),
+        _p("blockAutoTranscript", "bool"),
         desc="Any entry",
+    ),
+    _cls(
+        "KalturaOperationAttributes",
+        abstract=True,
+        desc="Clipping and other operations an entry was made with",
     ),
     _cls(
         "KalturaPlayableEntry",

@@ -27,6 +27,20 @@ _CALLBACK = re.compile(r"^[0-9_a-zA-Z.]*$")
 _XML_ESCAPES = {'"': "&quot;", "'": "&apos;"}
 
 
+_INT_TEXT = re.compile(r"^-?[0-9]{1,18}$")
+
+
+def php_number(value: Any) -> Any:
+    """What PHP holds for a value read from an INT column: the number for decimal text.
+
+    The real server casts nothing on the way out (docs/reference-platform.md, "Serialization"), so a
+    property declared ``string`` whose column is an INT goes out as a JSON number.
+    """
+    if isinstance(value, str) and _INT_TEXT.match(value):
+        return int(value)
+    return value
+
+
 def error_object(exc: ApiException) -> dict[str, Any]:
     return {
         "code": exc.code,

@@ -146,6 +146,8 @@ class RunReport:
     probe: dict[str, Any] | None = None
     dashboards: dict[str, Any] | None = None
     matrix: dict[str, Any] | None = None
+    #: ``check-traffic``: :func:`ksentinel.report.traffic_section.traffic_section`
+    traffic: dict[str, Any] | None = None
     stages: list[Stage] = field(default_factory=list)
     links: dict[str, str] = field(default_factory=dict)
 
@@ -161,7 +163,7 @@ class RunReport:
     def ok(self) -> bool:
         sections_ok = all(
             section is None or section.get("ok", False)
-            for section in (self.load, self.probe, self.dashboards, self.matrix)
+            for section in (self.load, self.probe, self.dashboards, self.matrix, self.traffic)
         )
         stages_ok = all(stage.status in ("passed", "skipped") for stage in self.stages)
         return (self.contract is None or self.contract.ok) and sections_ok and stages_ok
@@ -170,6 +172,8 @@ class RunReport:
     def verdict(self) -> str:
         if self.ok:
             return "PASS"
+        if self.traffic is not None and self.traffic.get("not_tested"):  # nothing judged: never PASS
+            return "NOT TESTED"
         return "INCOMPLETE" if self.interrupted else "FAIL"
 
     def to_dict(self) -> dict[str, Any]:

@@ -22,7 +22,9 @@
   is looser than the declared types in two ways only: a string enum also accepts its numeric values
   as JSON integers (``"status": 2``), and ``float`` / ``bigint`` also accept numeric strings
   (``"uploadedFileSize": "1048576"``); a ``map`` also accepts ``[]`` (PHP's empty array). The
-  request body's own parameters keep the declared types.
+  request body's own parameters keep the declared types. Every declared value of an answer also
+  names its Kaltura type (``x-kaltura-type``, with ``x-kaltura-enum``): the response checks read an
+  answer by the real server's serialization rules first (:mod:`ksentinel.schema.serialization`).
 * ``add``-like actions link to the same service's ``get`` / ``update`` / ``delete``: the created
   object's ``id`` goes into the target's id parameter through a link ``requestBody`` that
   schemathesis merges into the generated body.
@@ -37,6 +39,7 @@ from typing import Any
 from ksentinel.schema.errors import SchemaError
 from ksentinel.schema.model import ActionDef, ClassDef, ParamDef, PropDef, Schema, ServiceDef
 from ksentinel.schema.scope import Scope
+from ksentinel.schema.serialization import TYPE_KEY
 
 OPENAPI_VERSION = "3.1.0"
 EXCEPTION = "KalturaAPIException"
@@ -53,6 +56,7 @@ _BIGINT_PATTERN = r"^-?[0-9]+$"
 _FLOAT_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
 _ADD_LIKE = re.compile(r"^add($|[A-Z])")
 _NO_DEFAULT = object()
+_WIRE_TYPED = frozenset({"int", "bigint", "float", "bool", "string", "array", "map"})
 
 _JSON = "application/json"
 _MULTIPART = "multipart/form-data"
@@ -398,7 +402,17 @@ class _Converter:
     def value(
         self, type_: str, enum_type: str | None, array_type: str | None, *, wire: bool
     ) -> dict[str, Any]:
-        """The JSON Schema of one value; ``wire`` admits the looser forms of server answers."""
+        """The JSON Schema of one value; ``wire`` admits the looser forms of server answers and
+        names the declared Kaltura type (``x-kaltura-type``), by which the response checks read an
+        answer the way a real server writes it (:mod:`ksentinel.schema.serialization`)."""
+        out = self._value(type_, enum_type, array_type, wire=wire)
+        if wire and type_ in _WIRE_TYPED:
+            out[TYPE_KEY] = type_
+        return out
+
+    def _value(
+        self, type_: str, enum_type: str | None, array_type: str | None, *, wire: bool
+    ) -> dict[str, Any]:
         if enum_type:
             return self.enum_value(type_, enum_type, wire=wire)
         if type_ == "int":

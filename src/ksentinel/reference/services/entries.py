@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ksentinel.reference.errors import ApiException
+from ksentinel.reference.serialize import php_number
 from ksentinel.reference.services import Call, action
 from ksentinel.reference.services.upload_token import CLOSED, FULL_UPLOAD, load_token, page_of, token_lock
 from ksentinel.reference.store import (
@@ -109,6 +110,10 @@ def entry_object(row: dict[str, Any], base_url: str) -> dict[str, Any]:
         "partnerSortValue": row["partner_sort_value"],
         "rootEntryId": row["id"],
         "displayInSearch": row["display_in_search"],
+        # custom-data getters with PHP defaults (entry::getOperationAttributes, getBlockAutoTranscript):
+        # the real server writes them as [] and false, never null
+        "operationAttributes": [],
+        "blockAutoTranscript": False,
     }
     if row["type"] == MEDIA_CLIP:
         obj.update(
@@ -120,7 +125,8 @@ def entry_object(row: dict[str, Any], base_url: str) -> dict[str, Any]:
                 "duration": 0,
                 "msDuration": 0,
                 "mediaType": row["media_type"],
-                "sourceType": row["source_type"],
+                # entry.source is an INT column and coreToApi passes core values through: a number
+                "sourceType": php_number(row["source_type"]),
                 "dataUrl": download_url(base_url, row) if has_content else None,
                 "flavorParamsIds": "0" if has_content else "",
             }

@@ -71,7 +71,8 @@ def token_object(row: dict[str, Any]) -> dict[str, Any]:
         "uploadedFileSize": None if row["uploaded_size"] is None else str(int(row["uploaded_size"])),
         "createdAt": row["created_at"],
         "updatedAt": row["updated_at"],
-        "autoFinalize": row["auto_finalize"],
+        # UploadToken::getAutoFinalize reads memcache: true while the add's flag lives, else false
+        "autoFinalize": row["auto_finalize"] == 1,
         "attachedObjectType": row["attached_object_type"],
         "attachedObjectId": row["attached_object_id"],
     }
