@@ -21,6 +21,9 @@ from enum import Enum
 from http import HTTPStatus
 from typing import Any, Final
 
+import defusedxml
+import defusedxml.ElementTree as SafeET
+
 from ksentinel.errors import KalturaApiError
 
 BAD_RESPONSE: Final = "KSENTINEL_BAD_RESPONSE"
@@ -154,7 +157,10 @@ def encode_multipart(
 
 # --- responses ---------------------------------------------------------------------------------------
 
-_UNSAFE_XML = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
+#: only names the refusal of a body the parser found malformed (``<!ENTITY`` inside an element); the
+#: guard itself is the parser, which refuses declarations in any encoding
+_DECLARATION = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
+_REFUSED = "XML with a DTD or entity declaration refused"
 
 
 def bad_response(reason: str, *, http_status: int | None = None) -> KalturaApiError:
@@ -251,13 +257,23 @@ def _error_from_xml(error: ET.Element, http_status: int | None) -> KalturaApiErr
 def decode_xml(
     body: bytes, *, multirequest: bool = False, http_status: int | None = None
 ) -> tuple[Any, float | None]:
-    """``(result, executionTime)`` of a ``format=2`` body; DTDs and entity declarations are refused."""
-    if _UNSAFE_XML.search(body):
-        raise bad_response("XML with a DTD or entity declaration refused", http_status=http_status)
+    """``(result, executionTime)`` of a ``format=2`` body; DTDs and entity declarations are refused.
+
+    The body is parsed by ``defusedxml`` whatever its encoding (UTF-8, UTF-16 with a BOM or declared):
+    the parser itself refuses a DTD, an entity declaration or an external reference before anything is
+    expanded, so no byte pattern has to recognise them first.
+    """
     try:
-        root = ET.fromstring(body)
+        root = SafeET.fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except defusedxml.DefusedXmlException:
+        raise bad_response(_REFUSED, http_status=http_status) from None
     except ET.ParseError as exc:
+        if _DECLARATION.search(body):  # a declaration where the grammar has no place for one
+            raise bad_response(_REFUSED, http_status=http_status) from None
         raise bad_response(f"not XML ({exc}): {_snippet(body)}", http_status=http_status) from None
+    except (ValueError, LookupError) as exc:  # e.g. an unknown encoding in the XML declaration
+        reason = f"not XML ({type(exc).__name__}: {str(exc)[:100]}): {_snippet(body)}"
+        raise bad_response(reason, http_status=http_status) from None
     result = root.find("result") if root.tag == "xml" else None
     if result is None:
         reason = f"XML without the <xml><result> envelope (root <{root.tag[:40]}>)"
