@@ -35,6 +35,8 @@ SUITE = Path(__file__).resolve().parent
 DETAILS, KIND, SUBJECT = f"{PREFIX}.details", f"{PREFIX}.kind", f"{PREFIX}.subject"
 #: the report outcome when it is not pytest's own: ``error`` (a tool error), ``not_tested``
 OUTCOME, CASES = f"{PREFIX}.outcome", f"{PREFIX}.cases"
+#: the "all actions" row: the in-scope actions default-deny fuzzing left out, with the reasons
+NOT_FUZZED = f"{PREFIX}.not_fuzzed"
 #: a fuzzed action's own node id (``test_action[POST /api_v3/...]``), carried from an xdist worker
 NODEID = f"{PREFIX}.nodeid"
 _FUZZER = pytest.StashKey[Fuzzer]()
@@ -173,9 +175,23 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         verdict = ActionVerdict("not_tested", f"{NOT_TESTED}no action could be tested ({summary})", {})
     else:
         verdict = ActionVerdict("passed", summary, {})
-    _apply(report, ActionVerdict(verdict.outcome, verdict.message, total.as_dict()), total, item)
+    cases = total.as_dict()
+    if fuzzer.not_fuzzed:  # the JSON: "cases": {..., "not_fuzzed": {"service.action": "reason", ...}}
+        cases["not_fuzzed"] = dict(fuzzer.not_fuzzed)
+    _apply(report, ActionVerdict(verdict.outcome, verdict.message, cases), total, item)
+    if fuzzer.not_fuzzed:  # what default-deny fuzzing left out, and why (each is its own not-tested row too)
+        report.user_properties.append((NOT_FUZZED, not_fuzzed_text(fuzzer.not_fuzzed)))
     # JUnit takes a test case's properties from the item (its teardown report)
-    item.user_properties += [p for p in report.user_properties if p[0] in (OUTCOME, CASES)]
+    item.user_properties += [p for p in report.user_properties if p[0] in (OUTCOME, CASES, NOT_FUZZED)]
+
+
+def not_fuzzed_text(left_out: dict[str, str]) -> str:
+    """``not fuzzed: 3 actions; <reason>: a, b; <reason>: c`` (the ``ksentinel.not_fuzzed`` property)."""
+    by_reason: dict[str, list[str]] = {}
+    for subject, why in sorted(left_out.items()):
+        by_reason.setdefault(why, []).append(subject)
+    parts = [f"{why}: {', '.join(subjects)}" for why, subjects in by_reason.items()]
+    return f"not fuzzed: {len(left_out)} actions; " + "; ".join(parts)
 
 
 def _apply(report: pytest.TestReport, verdict: ActionVerdict, tally: Tally, item: pytest.Item) -> None:

@@ -363,6 +363,7 @@ def test_a_schemathesis_crash_is_a_tool_error_of_its_action_and_the_run_goes_on(
 
     (tmp_path / "ksentinel.toml").write_text(
         '[contract]\ninclude = ["baseEntry.get", "media.bulkUploadAdd", "system.ping"]\n'
+        'fuzz_include = ["media.bulkUploadAdd"]\n'  # never fuzzed by default unless named (issue 14)
     )
     plugins = tmp_path / "plugins"
     plugins.mkdir()

@@ -376,7 +376,7 @@ def test_destructive_cases_without_an_id_of_the_run_are_not_sent(schema, documen
 def test_session_end_only_ends_a_throwaway_ks(schema, document) -> None:
     case = make_case(schema, "session.end", None, ks="THE-SUITE-KS")
     assert guard_for(document).prepare(case) is None
-    assert case.query["ks"] == "THROWAWAY"
+    assert case.body["ks"] == "THROWAWAY" and "ks" not in case.query  # in the body, never the URL
 
 
 def test_created_objects_are_tagged_recorded_and_removed(schema, document) -> None:
@@ -427,7 +427,7 @@ def test_load_schema_uses_the_targets_own_schema_and_refreshes_an_invalid_ks(ref
         api.call("session", "end")  # our KS is now refused with INVALID_KS (HTTP 200)
     response = call_with_ks_refresh(case, auth)
     assert response.status_code == 200 and isinstance(response.json(), int), response.text
-    assert auth.refreshes == 1 and case.query["ks"] != stale
+    assert auth.refreshes == 1 and case.body["ks"] != stale and "ks" not in case.query
 
 
 def run_schema_suite(
@@ -540,8 +540,8 @@ def test_an_action_that_answers_without_a_ks_breaks_no_success_without_ks(docume
 
     class Lenient(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            seen.append(self.path)
+            sent = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            seen.append((self.path, json.loads(sent or b"{}")))
             body = json.dumps(listing).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -570,7 +570,8 @@ def test_an_action_that_answers_without_a_ks_breaks_no_success_without_ks(docume
         server.shutdown()
         server.server_close()
     assert caught.value.rules == ["no_success_without_ks"]
-    assert len(seen) == 2 and "ks=" in seen[0] and "ks=" not in seen[1]
+    assert len(seen) == 2 and all("ks=" not in path for path, _ in seen)  # never in the URL
+    assert "ks" in seen[0][1] and "ks" not in seen[1][1]  # in the body, then left out
 
 
 # ---- honest verdicts ---------------------------------------------------------------------------------
@@ -698,6 +699,7 @@ def test_an_action_nothing_was_judged_for_is_not_tested_never_passed(tmp_path: P
         "[contract]\n"
         'include = ["baseEntry.get", "baseEntry.count", "baseEntry.export", "system.*"]\n'
         'destructive = ["*.count"]\n'
+        'fuzz_include = ["baseEntry.export"]\n'  # never fuzzed by default unless named (issue 14)
     )
     junit = tmp_path / "junit.xml"
     with (

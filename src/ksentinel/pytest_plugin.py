@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import signal
 import statistics
@@ -39,6 +40,8 @@ from ksentinel.errors import ConfigError
 from ksentinel.flows import Credentials, FlowContext, FlowResult, Sessions, get_flow, new_run_id, run_flow
 from ksentinel.kaltura.api import KalturaApi
 from ksentinel.kaltura.redact import redact
+
+logger = logging.getLogger(__name__)
 
 DETAILS = "ksentinel"
 ADVISORY = f"{DETAILS}.advisory"
@@ -300,6 +303,12 @@ def ksentinel_target(pytestconfig: pytest.Config, ksentinel_config: Config) -> I
         yield target
 
 
+def is_production(target: Target) -> bool:
+    """A production target (``environment = "production"``): the suite fuzzes reads only and runs
+    read-only flows only (``getattr``: targets without the setting are test targets)."""
+    return str(getattr(target, "environment", "test") or "test").lower() == "production"
+
+
 @pytest.fixture(scope="session")
 def ksentinel_credentials(ksentinel_target: Target) -> Credentials:
     t = ksentinel_target
@@ -315,8 +324,17 @@ def ksentinel_credentials(ksentinel_target: Target) -> Credentials:
 
 
 @pytest.fixture(scope="session")
-def ksentinel_sessions(ksentinel_credentials: Credentials) -> Sessions:
-    return Sessions(ksentinel_credentials)
+def ksentinel_sessions(ksentinel_target: Target, ksentinel_credentials: Credentials) -> Iterator[Sessions]:
+    """The run's KS pool. Every KS it hands out (the flows', the security checks', the peer partner's)
+    is ended with ``session.end`` when the session ends, also after a failure or an interrupt."""
+    sessions = Sessions(ksentinel_credentials, track=True)
+    try:
+        yield sessions
+    finally:
+        # no partner id: the KS names its partner (the peer's KSs are ended too)
+        with KalturaApi(ksentinel_target.url, timeout=min(ksentinel_target.timeout, 15.0)) as api:
+            for problem in sessions.end_all(api):
+                logger.warning("could not end a KS of the contract run: %s", problem)
 
 
 @pytest.fixture(scope="session")
@@ -387,10 +405,13 @@ def run_contract_flow(
     )
 
     def run(name: str) -> FlowResult:
+        flow = get_flow(name)
+        if is_production(ksentinel_target) and getattr(flow, "writes", True):
+            pytest.skip(f"not run on a production target: the {name} flow writes (read-only flows only)")
         ctx = FlowContext(
             kaltura_api, ksentinel_sessions, run_id=f"{ksentinel_run_id}-{name}", options=options
         )
-        result = run_flow(get_flow(name), ctx)
+        result = run_flow(flow, ctx)
         failed = next((s for s in result.steps if not s.ok), None)
         ksentinel_record(
             rule=result.failure.step if result.failure else (failed.name if failed else ""),

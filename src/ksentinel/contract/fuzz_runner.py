@@ -38,6 +38,7 @@ from ksentinel.contract.fuzz_safety import (
     remove_created,
     seed_factory,
 )
+from ksentinel.contract.fuzz_scope import mark_not_fuzzed, policy_for
 from ksentinel.contract.kaltura_checks import (
     KALTURA_CHECKS,
     answer_of,
@@ -46,10 +47,15 @@ from ksentinel.contract.kaltura_checks import (
     rule_of,
     subject_of,
 )
+from ksentinel.contract.ks_placement import drop_ks, has_ks, ks_of, move_ks_to_body
 from ksentinel.contract.schemathesis_support import (
+    FUZZ_USER,
     KsAuth,
     call_with_ks_refresh,
     describe_error,
+    end_sessions,
+    fuzz_ks_expiry,
+    fuzz_privileges,
     load_schema,
     openapi_document,
 )
@@ -74,7 +80,7 @@ logger = logging.getLogger(__name__)
 
 MAX_BODY = 2000
 SEEDS_PER_KIND = 2
-THROWAWAY_EXPIRY = 600
+THROWAWAY_EXPIRY = 120  # one session.end call: ended by it, or at the end of the run
 SWEEP_ATTEMPTS = 3
 #: what a Kaltura answers for an action it does not offer to this partner, whatever the input
 NOT_AVAILABLE = frozenset({"SERVICE_FORBIDDEN", "ACTION_DOES_NOT_EXISTS", "SERVICE_DOES_NOT_EXISTS"})
@@ -264,6 +270,8 @@ class Fuzzer:
         self.tallies: dict[str, Tally] = {}
         self._probed: set[str] = set()
         self.on_failure: Callable[[ContractBroken], None] | None = None
+        #: in-scope actions left out of fuzzing, with the reason (``fuzz_scope``)
+        self.not_fuzzed: dict[str, str] = {}
         paths = schema.raw_schema.get("paths") or {}
         self.subjects = {
             f"POST {path}": str(item["post"].get("operationId", path))
@@ -290,6 +298,7 @@ class Fuzzer:
         Raises :class:`NotTested` when none of the action's cases can be tested: the guard refuses
         every case of it, or the target does not offer it (:meth:`_not_available`)."""
         subject = subject_of(case)
+        move_ks_to_body(case)  # schemathesis's own KS scenarios (a broken or missing KS) go in the body too
         if subject in self.broken:
             _fail(self.broken[subject].again())
         tally = self.tally(subject)
@@ -317,7 +326,7 @@ class Fuzzer:
         Only an answer to our own session tells: Kaltura checks the KS before the service, so a
         generated KS gets INVALID_KS from any action, and a missing one SERVICE_FORBIDDEN."""
         code = answer_of(response).code
-        ks = (case.query or {}).get("ks") if isinstance(case.query, dict) else None
+        ks = ks_of(case)
         sessionless = case.operation.definition.raw.get("x-kaltura-session-required") != "always"
         ours = self.auth.issued(ks) or (ks is None and sessionless)
         if not ours and code not in NOT_AVAILABLE - {"SERVICE_FORBIDDEN"}:
@@ -340,11 +349,11 @@ class Fuzzer:
         operation = case.operation.definition.raw
         if operation.get("x-kaltura-session-required") != "always" or subject in self._probed:
             return
-        query = dict(case.query or {})
-        if not query.pop("ks", None) or (case.meta is not None and case.meta.generation.mode.is_negative):
+        if not has_ks(case) or (case.meta is not None and case.meta.generation.mode.is_negative):
             return
         self._probed.add(subject)
-        anonymous = case.derive(query=query)
+        anonymous = case.derive()
+        drop_ks(anonymous)
         self.validate(anonymous, self.call(anonymous))
 
     def call(self, case: Case, **kwargs: Any) -> Response:
@@ -439,11 +448,17 @@ class Fuzzer:
 
 
 # ---- one run ----------------------------------------------------------------------------------------
-def throwaway_ks(credentials: Credentials) -> str:
+def throwaway_ks(credentials: Credentials, privileges: str = "") -> str:
     """A fresh ADMIN KS for one call that may end it (session.end); never the suite's own."""
     c = credentials
     return ks_lib.build(
-        c.admin_secret, c.partner_id, "ksentinel-throwaway", 2, THROWAWAY_EXPIRY, version=c.ks_version
+        c.admin_secret,
+        c.partner_id,
+        "ksentinel-throwaway",
+        2,
+        THROWAWAY_EXPIRY,
+        privileges,
+        version=c.ks_version,
     )
 
 
@@ -458,22 +473,34 @@ def fuzz_session(
     run_tag: str,
 ) -> Iterator[Fuzzer]:
     """A :class:`Fuzzer` for ``target``: the pool seeded with tagged objects before, and every object
-    the run created deleted after (also when the run fails), then a sweep of ``run_tag`` as a net."""
-    auth = KsAuth(sessions)
+    the run created deleted after (also when the run fails), then a sweep of ``run_tag`` as a net.
+
+    Generated cases carry a KS of their own (:func:`fuzz_auth`): short-lived, limited to the run's call
+    budget, in the request body. It, and every throwaway KS handed to a fuzzed ``session.end``, is ended
+    at the end, also when the run fails or is interrupted."""
     document = openapi_document(target, scope)
+    not_fuzzed = mark_not_fuzzed(document, policy_for(scope, target))
+    auth = fuzz_auth(sessions.credentials, profile, document)
     schema = load_schema(target, scope, profile=profile, auth=auth, document=document)
     tags, prefix = f"{TAG},{TAG}-{run_tag}", f"{TAG}-{run_tag}"
     pool = ObjectPool(seed_factory(api, tags=tags, file_prefix=prefix))
-    guard = FuzzGuard(
-        document, pool, tags=tags, file_prefix=prefix, throwaway_ks=lambda: throwaway_ks(sessions.credentials)
-    )
+    throwaways: list[str] = []
+
+    def throwaway() -> str:
+        token = throwaway_ks(sessions.credentials, auth.privileges)
+        throwaways.append(token)
+        return token
+
+    guard = FuzzGuard(document, pool, tags=tags, file_prefix=prefix, throwaway_ks=throwaway)
     try:
         for wanted in ("entry", "uploadtoken"):
             for _ in range(SEEDS_PER_KIND):
                 made = pool.factory(wanted) if pool.factory else None
                 if made is not None:
                     pool.add(made)
-        yield Fuzzer(schema, guard, auth)
+        fuzzer = Fuzzer(schema, guard, auth)
+        fuzzer.not_fuzzed = not_fuzzed
+        yield fuzzer
     finally:
         remove_created(api, pool, delete_params(document))
         for attempt in range(1, SWEEP_ATTEMPTS + 1):
@@ -483,3 +510,21 @@ def fuzz_session(
             except (KsentinelError, TransportError) as exc:
                 if attempt == SWEEP_ATTEMPTS:
                     logger.warning("sweep of %s after fuzzing failed: %s", run_tag, exc)
+        auth.end(api)
+        end_sessions(api, throwaways)
+
+
+def fuzz_auth(credentials: Credentials, profile: ContractProfile, document: Mapping[str, Any]) -> KsAuth:
+    """The fuzzing KS: an ADMIN KS of its own user (:data:`FUZZ_USER`) that lives the profile's time
+    budget plus a margin (:func:`fuzz_ks_expiry`) and carries ``actionslimit`` sized to the run's call
+    budget (:func:`fuzz_privileges`)."""
+    from ksentinel.flows import Sessions
+
+    operations = sum(
+        1 for item in (document.get("paths") or {}).values() if isinstance(item, dict) and "post" in item
+    )
+    return KsAuth(
+        Sessions(credentials, expiry=fuzz_ks_expiry(profile)),
+        user=FUZZ_USER,
+        privileges=fuzz_privileges(profile, operations),
+    )

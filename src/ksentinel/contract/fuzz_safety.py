@@ -7,7 +7,9 @@
   replaced by the id of an object this run created (:class:`ObjectPool`, seeded at the start of the
   run and refilled on demand); a case whose id cannot be replaced is not sent at all.
 * **Session-ending operations** (destructive ``session.*`` actions without an id, i.e.
-  ``session.end``) only ever end a throwaway KS minted for that one call.
+  ``session.end``) only ever end a throwaway KS minted for that one call (short-lived, and ended
+  again at the end of the run: a case whose request shape the server does not read, such as a
+  malformed content type, answers without having seen the KS).
 * **Everything a fuzzed add-like call creates** is recorded from its response and deleted at the
   end of the run (:func:`remove_created`); add bodies carry ``tags = ksentinel,ksentinel-<run>``
   (upload tokens a ``fileName`` starting ``ksentinel-<run>``) so ``ksentinel sweep`` finds
@@ -25,6 +27,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ksentinel.contract.fuzz_scope import not_fuzzed_reason
+from ksentinel.contract.ks_placement import has_ks, move_ks_to_body, put_ks
 from ksentinel.contract.negative import request_params, request_schema
 from ksentinel.errors import KalturaApiError
 from ksentinel.kaltura.transport import TransportError
@@ -195,7 +199,11 @@ class FuzzGuard:
 
     # ---- before a case is sent -----------------------------------------------------------------
     def refusal(self, operation: APIOperation) -> str | None:
-        """Why no case of ``operation`` can ever be sent (whatever was generated), or None."""
+        """Why no case of ``operation`` can ever be sent (whatever was generated), or None: it is not
+        fuzzed (:mod:`ksentinel.contract.fuzz_scope`), or the guard cannot make it safe."""
+        left_out = not_fuzzed_reason(operation.definition.raw)
+        if left_out is not None:
+            return left_out
         risk = self.risk(operation)
         if risk.guarded and not risk.ends_session and not risk.references:
             return f"{risk.subject} changes existing state and names no object this run could provide"
@@ -204,6 +212,10 @@ class FuzzGuard:
     def prepare(self, case: Case) -> str | None:
         """Edit ``case`` in place so it is safe to send; returns why it must not be sent, or None."""
         risk = self.risk(case.operation)
+        move_ks_to_body(case)  # a KS never travels in the URL (ks_placement)
+        left_out = not_fuzzed_reason(case.operation.definition.raw)
+        if left_out is not None:
+            return left_out
         if not isinstance(case.query, dict) or case.query.get("format") != "1":
             # the response format is transport, not input (stateful runs fuzz it): always JSON
             case.query = {**(case.query if isinstance(case.query, dict) else {}), "format": "1"}
@@ -212,8 +224,8 @@ class FuzzGuard:
         if risk.creates and isinstance(params, dict) and self._tag(params, schema):
             _write_params(case, params)
         if risk.ends_session:
-            if isinstance(case.query, dict) and case.query.get("ks"):
-                case.query = {**case.query, "ks": self.throwaway_ks()}
+            if has_ks(case):
+                put_ks(case, self.throwaway_ks())
             return None
         if not risk.guarded:
             return None

@@ -38,6 +38,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 import schemathesis
 
 from ksentinel.contract import response_schema
+from ksentinel.contract.ks_placement import ks_of
 from ksentinel.contract.negative import expected_rejection
 from ksentinel.kaltura.redact import looks_like_ks, redact
 
@@ -136,7 +137,8 @@ def excerpt(text: str, limit: int = MAX_EXCERPT) -> str:
 
 
 def sent_ks(response: Response, case: Case | None = None) -> str | None:
-    """The KS a request carried, in its query string or its body."""
+    """The KS a request carried, in its query string (never ours: ks_placement) or its body (a JSON
+    body, a multipart ``json`` part or ``ks`` field)."""
     query = parse_qs(urlsplit(response.request.url or "").query)
     if query.get("ks") and query["ks"][0]:
         return query["ks"][0]
@@ -145,8 +147,9 @@ def sent_ks(response: Response, case: Case | None = None) -> str | None:
     found = _JSON_KS.search(text)
     if found:
         return found.group(1)
-    if case is not None and isinstance(case.body, dict) and isinstance(case.body.get("ks"), str):
-        return case.body["ks"] or None
+    if case is not None:
+        found = ks_of(case)
+        return found if isinstance(found, str) and found else None
     return None
 
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from schemathesis.core import NotSet
 
+from ksentinel.contract.ks_placement import ks_of
 from ksentinel.kaltura.redact import looks_like_ks
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ def expected_rejection(case: Case) -> str | None:
     if scenario is not None and str(scenario.value) in _SHAPE_PROBES:
         return None
     operation = case.operation.definition.raw
-    ks = (case.query or {}).get("ks")
+    ks = ks_of(case)
     if ks is not None and not (isinstance(ks, str) and looks_like_ks(ks)):
         return None  # a generated, broken KS: refused with INVALID_KS first
     if operation.get("x-kaltura-session-required") == "always" and not ks:

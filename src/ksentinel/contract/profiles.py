@@ -16,6 +16,9 @@ class ContractProfile:
     phases: tuple[str, ...]
     flow_options: FlowOptions
     stateful: bool = False
+    #: seconds a run of this profile is expected to take at most: the fuzzing KS lives this long plus a
+    #: margin (``schemathesis_support.fuzz_ks_expiry``)
+    time_budget: int = 300
 
 
 PROFILES: dict[str, ContractProfile] = {
@@ -29,6 +32,7 @@ PROFILES: dict[str, ContractProfile] = {
             flow_options=FlowOptions(
                 upload_bytes=64 * 1024, chunk_bytes=16 * 1024, list_seed=5, list_page_size=2
             ),
+            time_budget=120,
         ),
         ContractProfile(
             "ci",
@@ -38,6 +42,7 @@ PROFILES: dict[str, ContractProfile] = {
             flow_options=FlowOptions(
                 upload_bytes=256 * 1024, chunk_bytes=64 * 1024, list_seed=7, list_page_size=3
             ),
+            time_budget=300,
         ),
         ContractProfile(
             "deep",
@@ -48,6 +53,7 @@ PROFILES: dict[str, ContractProfile] = {
                 upload_bytes=2 * 1024 * 1024, chunk_bytes=512 * 1024, list_seed=12, list_page_size=5
             ),
             stateful=True,
+            time_budget=1200,
         ),
     )
 }

@@ -73,14 +73,7 @@ class _Walker:
         self.components = components
 
     def resolve(self, schema: Mapping[str, Any]) -> Mapping[str, Any]:
-        seen = 0
-        while "$ref" in schema and seen < 32:
-            ref = str(schema["$ref"])
-            if not ref.startswith(_REF_PREFIX):
-                return {}
-            schema = self.components.get(ref[len(_REF_PREFIX) :], {})
-            seen += 1
-        return schema
+        return serialization.resolve(schema, self.components)
 
     def undeclared(self, class_name: str) -> bool:
         """Whether the schema knows nothing of ``class_name``: no component of that name at all."""

@@ -21,7 +21,7 @@ from pathlib import Path
 from ksentinel.config import ENV_CONFIG, Target, load_config
 from ksentinel.contract.profiles import get_profile
 from ksentinel.contract.settings import contract_settings
-from ksentinel.errors import ConfigError
+from ksentinel.errors import ConfigError, KsentinelError
 from ksentinel.flows import Credentials, Sessions
 from ksentinel.flows.preflight import preflight
 from ksentinel.kaltura.api import KalturaApi
@@ -40,6 +40,9 @@ TARGET_ENV = (
     "KSENTINEL_KS_VERSION",
     "KSENTINEL_TIMEOUT",
     "KSENTINEL_READY_TIMEOUT",
+    "KSENTINEL_ENVIRONMENT",
+    "KSENTINEL_ALLOW_WRITES",
+    "KSENTINEL_MAX_RPS",
 )
 
 
@@ -78,10 +81,22 @@ def credentials_of(target: Target) -> Credentials:
 
 
 def check_target(target: Target) -> Credentials:
-    """Preflight: raises a one-line TargetError when the target cannot be tested at all."""
+    """Preflight: raises a one-line TargetError when the target cannot be tested at all. The KS it
+    used is ended right after (``session.end``, the KS in the body)."""
     credentials = credentials_of(target)
     with KalturaApi(target.url, partner_id=target.partner_id, timeout=min(target.timeout, 15.0)) as api:
-        preflight(api, Sessions(credentials))
+        sessions = Sessions(credentials, track=True)
+        try:
+            preflight(api, sessions)
+        finally:
+            # best effort and brief: a target that hangs past the preflight must not hold the run
+            with (
+                contextlib.suppress(KsentinelError),
+                KalturaApi(
+                    target.url, partner_id=target.partner_id, timeout=min(target.timeout, 3.0)
+                ) as brief,
+            ):
+                sessions.end_all(brief)
     return credentials
 
 
@@ -125,6 +140,11 @@ def target_environment(target: Target) -> Iterator[None]:
         "KSENTINEL_KS_VERSION": str(target.ks_version),
         "KSENTINEL_TIMEOUT": str(target.timeout),
         "KSENTINEL_READY_TIMEOUT": str(target.ready_timeout),
+        # the workers see an ad-hoc URL target: it must keep this target's environment, write
+        # permission and rate cap, or a production target would be fuzzed as staging
+        "KSENTINEL_ENVIRONMENT": target.environment,
+        "KSENTINEL_ALLOW_WRITES": "true" if target.allow_writes else "false",
+        "KSENTINEL_MAX_RPS": "unlimited" if target.max_rps is None else str(target.max_rps),
     }
     try:
         for name in TARGET_ENV:

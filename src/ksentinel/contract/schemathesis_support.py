@@ -1,12 +1,14 @@
 """schemathesis over a Kaltura target: its own schema, the KS auth and the generation budget.
 
 * :func:`load_schema` fetches ``/api_v3/api_schema.php`` from the target, parses it, applies the
-  contract scope and converts it to OpenAPI (``format=1``, the ``ks`` API key in the query string),
-  then loads it into schemathesis with the settings of a contract profile.
-* :class:`KsAuth` puts the suite's ADMIN KS (``Sessions.admin()``) into the query string of every
-  generated case and mints a fresh one when the target answers ``INVALID_KS``: Kaltura reports a
-  dead session in the body of an HTTP 200, so schemathesis's status-based re-authentication never
-  fires (:func:`call_with_ks_refresh` does the replay).
+  contract scope and converts it to OpenAPI (``format=1``, the ``ks`` API key), then loads it into
+  schemathesis with the settings of a contract profile.
+* :class:`KsAuth` puts the fuzzing KS (a short-lived ADMIN KS of its own user, with an
+  ``actionslimit``: :func:`fuzz_ks_expiry`, :func:`fuzz_privileges`) into the *body* of every
+  generated case, never its URL (:mod:`ksentinel.contract.ks_placement`), mints a fresh one when the
+  target answers ``INVALID_KS`` (Kaltura reports a dead session in the body of an HTTP 200, so
+  schemathesis's status-based re-authentication never fires: :func:`call_with_ks_refresh` does the
+  replay), and ends every KS it handed out at the end of the run (:meth:`KsAuth.end`).
 * :class:`CoverageBudget` keeps the coverage phase (which derives tens of thousands of cases from each
   big Kaltura object: 51,676 for ``baseEntry.add`` of the 22.15.0 schema, 18 s) within the profile's
   time: it reads a bounded number of cases per generation mode and keeps a few per scenario and per
@@ -18,6 +20,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import logging
 import threading
 import traceback
 from collections import Counter
@@ -31,9 +36,12 @@ import schemathesis
 from schemathesis.generation.meta import TestPhase
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
+from ksentinel.contract.fuzz_scope import not_fuzzed_reason
 from ksentinel.contract.kaltura_checks import answer_of
+from ksentinel.contract.ks_placement import assert_no_ks_in_url, ks_of, move_ks_to_body, put_ks
+from ksentinel.errors import KsentinelError
 from ksentinel.flows import Sessions
-from ksentinel.kaltura.redact import redact
+from ksentinel.kaltura.redact import mask_ks, redact
 from ksentinel.schema.fetch import fetch_schema
 from ksentinel.schema.openapi import to_openapi
 from ksentinel.schema.xml import parse_schema
@@ -43,7 +51,11 @@ if TYPE_CHECKING:
 
     from ksentinel.config import Target
     from ksentinel.contract.profiles import ContractProfile
+    from ksentinel.kaltura.api import KalturaApi
     from ksentinel.schema.scope import Scope
+
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -140,35 +152,92 @@ def load_schema(
 
 
 # ---- the KS -------------------------------------------------------------------------------------------
-class KsAuth:
-    """The ADMIN KS of generated cases: ``Sessions.admin()``, replaced after ``INVALID_KS``."""
+#: the user id of the fuzzing KS (a user of its own, so the KS is told apart from the flows' ones)
+FUZZ_USER = "ksentinel-fuzz"
+#: the fuzzing KS is good for the run's expected length and this much more (seconds)
+FUZZ_KS_MARGIN = 120
+#: ... and never less than this
+FUZZ_KS_MIN_EXPIRY = 180
 
-    def __init__(self, sessions: Sessions) -> None:
+
+def fuzz_ks_expiry(profile: ContractProfile) -> int:
+    """Seconds the fuzzing KS lives: the profile's time budget plus a margin (4 minutes for quick);
+    a longer run gets a fresh KS before it runs out (``Sessions`` refreshes at a quarter left)."""
+    return max(FUZZ_KS_MIN_EXPIRY, int(profile.time_budget) + FUZZ_KS_MARGIN)
+
+
+def fuzz_call_budget(profile: ContractProfile, operations: int) -> int:
+    """An upper bound of the calls the fuzzer makes with one KS: per operation its coverage cases and
+    scenarios, its examples and fuzzing examples, the probe without a KS, a replay after a refresh;
+    plus the stateful steps; twice that as a margin (the ``actionslimit`` of :func:`fuzz_privileges`)."""
+    budget = budget_for(profile)
+    per_operation = budget.coverage_cases + 12 * budget.coverage_per_scenario + 3 * profile.max_examples + 4
+    stateful = budget.stateful_examples * budget.stateful_steps if profile.stateful else 0
+    return 2 * (max(1, operations) * per_operation + stateful) + 100
+
+
+def fuzz_privileges(profile: ContractProfile, operations: int) -> str:
+    """The fuzzing KS's privilege limits: ``actionslimit:N``, N sized to the run's call budget.
+
+    A real Kaltura refuses the KS (``INVALID_KS``, EXCEEDED_ACTIONS_LIMIT) after N calls: a leaked fuzzing
+    KS is worth at most what the run left of N, and is ended at the end of the run anyway. Should a run
+    ever need more, :class:`KsAuth` mints a fresh KS (the same limits) on that ``INVALID_KS``. The
+    reference platform records the privilege but does not count calls (docs/contracts.md)."""
+    return f"actionslimit:{fuzz_call_budget(profile, operations)}"
+
+
+class KsAuth:
+    """The ADMIN KS of generated cases: ``Sessions.admin()``, replaced after ``INVALID_KS``.
+
+    ``user`` and ``privileges`` make it a KS of its own (the fuzzing KS: :data:`FUZZ_USER`,
+    :func:`fuzz_privileges`); every KS it handed out is ended by :meth:`end` at the end of the run."""
+
+    def __init__(self, sessions: Sessions, *, user: str | None = None, privileges: str = "") -> None:
         self._sessions = sessions
+        self.user = user
+        self.privileges = privileges
         self._lock = threading.Lock()
         self._issued: set[str] = set()
+        self._order: list[str] = []
         self.refreshes = 0
 
+    def _admin(self) -> str:
+        return self._sessions.admin(self.user, self.privileges)
+
     def current(self) -> str:
-        token = self._sessions.admin()
-        self._issued.add(token)
+        token = self._admin()
+        with self._lock:
+            if token not in self._issued:
+                self._issued.add(token)
+                self._order.append(token)
         return token
 
-    def issued(self, token: str | None) -> bool:
+    def issued(self, token: object) -> bool:
         """Whether ``token`` is a KS this auth handed out (not a throwaway or a generated one)."""
-        return token is not None and token in self._issued
+        return isinstance(token, str) and token in self._issued
+
+    def tokens(self) -> list[str]:
+        """Every KS this auth handed out, oldest first."""
+        with self._lock:
+            return list(self._order)
 
     def refresh(self, stale: str) -> str:
         """A fresh KS in place of ``stale`` (one refresh for concurrent callers holding the same KS)."""
         with self._lock:
-            if self._sessions.admin() == stale:
+            if self._admin() == stale:
                 old = self._sessions
                 self._sessions = Sessions(old.credentials, expiry=old.expiry, user_prefix=old.user_prefix)
                 self.refreshes += 1
         return self.current()
 
+    def end(self, api: KalturaApi) -> list[str]:
+        """``session.end`` with every KS this auth handed out (the KS in the body, as always); returns
+        what could not be ended (a KS already refused, ended or expired is fine)."""
+        return end_sessions(api, self.tokens())
+
     def install(self, schema: BaseSchema) -> None:
-        """Register as the schema's auth provider (``ks`` in the query string, as the scheme says)."""
+        """Register as the schema's auth provider: the KS goes into the body of every case, never into
+        its URL (:mod:`ksentinel.contract.ks_placement`)."""
         auth = self
 
         class KalturaSessionAuth:
@@ -176,19 +245,39 @@ class KsAuth:
                 return auth.current()
 
             def set(self, case: Case, data: str, context: schemathesis.AuthContext) -> None:
-                case.query = {**(case.query or {}), "ks": data}
+                put_ks(case, data)
 
         schema.auth(refresh_interval=None)(KalturaSessionAuth)
 
 
+def end_sessions(api: KalturaApi, tokens: list[str]) -> list[str]:
+    """``session.end`` with each KS of ``tokens`` (sent in the body by ``api``); what could not be ended."""
+    problems = []
+    for token in dict.fromkeys(tokens):
+        try:
+            answer = api.with_ks(token).call_raw("session", "end")
+        except (KsentinelError, OSError) as exc:
+            problems.append(f"{mask_ks(token)}: {redact(str(exc))[:200]}")
+            continue
+        if answer.error is not None and answer.error.code != "INVALID_KS":
+            problems.append(f"{mask_ks(token)}: {answer.error.code}")
+    for problem in problems:
+        logger.warning("could not end a KS of the contract run: %s", problem)
+    return problems
+
+
 def call_with_ks_refresh(case: Case, auth: KsAuth, **kwargs: Any) -> Response:
-    """``case.call()``; when our KS comes back ``INVALID_KS``, refresh it and send the case once more."""
+    """``case.call()`` with the KS in the body (never in the URL); when our KS comes back
+    ``INVALID_KS``, refresh it and send the case once more."""
+    move_ks_to_body(case)
+    assert_no_ks_in_url(case)
     response = case.call(**kwargs)
-    sent = (case.query or {}).get("ks")
+    sent = ks_of(case)
     if isinstance(sent, str) and auth.issued(sent) and answer_of(response).code == "INVALID_KS":
         fresh = auth.refresh(sent)
         if fresh != sent:
-            case.query = {**case.query, "ks": fresh}
+            put_ks(case, fresh)
+            assert_no_ks_in_url(case)
             response = case.call(**kwargs)
     return response
 
@@ -291,6 +380,11 @@ class CoverageBudget:
     ) -> Iterator[Case]:
         """The coverage cases of ``operation`` that the budget keeps, read mode by mode from ``derive``."""
         label = operation.label
+        if not_fuzzed_reason(operation.definition.raw) is not None:
+            # left out of fuzzing: one case tells the fuzzer to report it (and sends nothing)
+            with contextlib.suppress(Exception):  # an upstream crash: the examples phase reports it
+                yield from itertools.islice(derive(sorted(modes, key=lambda m: m.is_negative)[:1]), 1)
+            return
         for mode in sorted(modes, key=lambda m: m.is_negative):
             read = 0
             upstream = iter(derive([mode]))

@@ -1,6 +1,7 @@
 """The ``[contract]`` section of ksentinel.toml: the scope keys and how strict some checks are.
 
-``include``/``exclude``/``destructive`` choose the actions (:mod:`ksentinel.contract.scope`);
+``include``/``exclude``/``destructive`` choose the actions (:mod:`ksentinel.contract.scope`),
+``fuzz_include`` which of them are fuzzed beyond the default (:mod:`ksentinel.contract.fuzz_scope`);
 ``strict_ks_echo`` turns the advisory "a refused KS came back in the answer" finding into a failure.
 Every key is validated here, so a typo is a one-line error with a "did you mean".
 """

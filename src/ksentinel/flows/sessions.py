@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from ksentinel.errors import ConfigError, KsentinelError
 from ksentinel.kaltura import ks as ks_lib
-from ksentinel.kaltura.redact import mask_secret, register_secret
+from ksentinel.kaltura.redact import mask_ks, mask_secret, register_secret
+from ksentinel.kaltura.transport import TransportTimeout
 
 if TYPE_CHECKING:
     from ksentinel.kaltura.api import KalturaApi
@@ -74,13 +75,22 @@ class Sessions:
     """A small thread-safe pool of KS keyed by (partner, user, type, privileges)."""
 
     def __init__(
-        self, credentials: Credentials, *, expiry: int = DEFAULT_EXPIRY, user_prefix: str = "ksentinel"
+        self,
+        credentials: Credentials,
+        *,
+        expiry: int = DEFAULT_EXPIRY,
+        user_prefix: str = "ksentinel",
+        track: bool = False,
     ) -> None:
         self.credentials = credentials
         self.expiry = expiry
         self.user_prefix = user_prefix
         self._pool: dict[tuple[int, str, int, str], tuple[str, float]] = {}
         self._lock = threading.Lock()
+        #: with ``track``, every KS handed out (a bounded run such as the contract suite ends them all
+        #: with :meth:`end_all`); a long-running probe does not track
+        self.track = track
+        self._issued: dict[str, float] = {}
 
     def _get(self, partner_id: int, secret: str, user: str, session_type: int, privileges: str) -> str:
         key = (partner_id, user, session_type, privileges)
@@ -101,6 +111,8 @@ class Sessions:
             )
             self._pool.pop(key, None)
             self._pool[key] = (token, now + self.expiry)
+            if self.track:
+                self._issued[token] = now + self.expiry
             while len(self._pool) > MAX_POOLED:  # bounded however many users flows invent
                 self._pool.pop(next(iter(self._pool)))
             return token
@@ -168,6 +180,37 @@ class Sessions:
                 f"and a KS signed with it got {built}; are the secret and the partner id right?"
             )
         return None
+
+    def issued(self) -> list[str]:
+        """Every KS handed out since this pool was made (``track=True`` only) that has not expired."""
+        now = time.time()
+        with self._lock:
+            return [token for token, until in self._issued.items() if until > now]
+
+    def end_all(self, api: KalturaApi) -> list[str]:
+        """``session.end`` with every KS this pool handed out (``track=True``) and has not ended yet
+        (:meth:`issued`; expired ones need nothing); returns what could not be ended. ``api`` sends the
+        KS in the body; one without a partner id ends the peer partner's KSs too."""
+        problems = []
+        tokens = self.issued()
+        for number, token in enumerate(tokens):
+            try:
+                answer = api.with_ks(token).call_raw("session", "end")
+            except TransportTimeout as exc:  # a target that hangs: the others would wait as long
+                problems.append(f"{mask_ks(token)}: {exc}; {len(tokens) - number - 1} more not ended")
+                break
+            except KsentinelError as exc:
+                problems.append(f"{mask_ks(token)}: {exc}")
+                continue
+            if answer.error is not None and answer.error.code != "INVALID_KS":
+                problems.append(f"{mask_ks(token)}: {answer.error.code}")
+                continue
+            with self._lock:
+                self._issued.pop(token, None)
+                for key, (pooled, _) in list(self._pool.items()):
+                    if pooled == token:  # never handed out again
+                        del self._pool[key]
+        return problems
 
     def expired_admin(self) -> str:
         """A correctly signed ADMIN KS that expired a minute ago (for security checks)."""

@@ -70,17 +70,21 @@ DEFAULT_DESTRUCTIVE: tuple[str, ...] = (
     "*.*resetpassword",
 )
 
-SCOPE_KEYS = ("include", "exclude", "destructive")
+SCOPE_KEYS = ("include", "exclude", "destructive", "fuzz_include")
 _PATTERN = re.compile(r"^[A-Za-z0-9_*?\[\]!\-]+(\.[A-Za-z0-9_*?\[\]!\-]+)?$")
 
 
 @dataclass(frozen=True)
 class Scope:
-    """Glob patterns choosing the in-scope actions and marking the destructive ones."""
+    """Glob patterns choosing the in-scope actions, marking the destructive ones and (``fuzz_include``)
+    the ones the contract suite fuzzes beyond its default."""
 
     include: Sequence[str] = ("*",)
     exclude: Sequence[str] = ()
     destructive: Sequence[str] = DEFAULT_DESTRUCTIVE
+    #: in-scope actions the contract suite fuzzes beyond its default (reads, add/delete pairs); see
+    #: ``ksentinel.contract.fuzz_scope`` (the schema pipeline itself does not use it)
+    fuzz_include: Sequence[str] = ()
     _compiled: tuple[tuple[re.Pattern[str], ...], ...] = field(
         default=(), init=False, repr=False, compare=False
     )
@@ -116,7 +120,7 @@ class Scope:
 
     def includes(self, service: str, action: str) -> bool:
         """Whether ``service.action`` (service name or id) is in scope."""
-        include, exclude, _ = self._compiled
+        include, exclude, _ = self._compiled[:3]
         return _match(include, service, action) and not _match(exclude, service, action)
 
     def is_destructive(self, service: str, action: str) -> bool:
@@ -124,7 +128,7 @@ class Scope:
 
     def covers(self, service: ServiceDef, action: str) -> bool:
         """Like :meth:`includes` for a declared service: matches its name or its id."""
-        include, exclude, _ = self._compiled
+        include, exclude, _ = self._compiled[:3]
         names = (service.name, service.id)
         return any(_match(include, n, action) for n in names) and not any(
             _match(exclude, n, action) for n in names
