@@ -1,7 +1,7 @@
 """The target flags every command shares, and ``ksentinel config show``.
 
-``@target_options`` adds ``--config``, ``--target``, ``--url`` and ``--partner-id`` (each with its
-``KSENTINEL_*`` variable) and passes one :class:`TargetSelection` as the ``selection`` argument. The
+``@target_options`` adds ``--config``, ``--target``, ``--url``, ``--partner-id`` and
+``--environment`` (each with its ``KSENTINEL_*`` variable) and passes one :class:`TargetSelection` as the ``selection`` argument. The
 selection keeps only what came from the command line; values from the environment are read again by
 :mod:`ksentinel.config`, so that every value knows whether it came from a flag or a variable.
 """
@@ -20,6 +20,7 @@ from click.core import ParameterSource
 from ksentinel.config import (
     DEFAULT_ADMIN_SECRET_ENV,
     ENV_CONFIG,
+    ENV_ENVIRONMENT,
     ENV_PARTNER_ID,
     ENV_TARGET,
     ENV_URL,
@@ -38,6 +39,7 @@ _PARAMS = {
     "target_name": "target",
     "target_url": "url",
     "target_partner_id": "partner_id",
+    "target_environment": "environment",
 }
 _SHOWN = (
     "url",
@@ -49,6 +51,9 @@ _SHOWN = (
     "timeout",
     "ready_timeout",
     "ks_version",
+    "environment",
+    "allow_writes",
+    "max_rps",
 )
 
 
@@ -60,6 +65,7 @@ class TargetSelection:
     target: str | None = None
     url: str | None = None
     partner_id: int | None = None
+    environment: str | None = None
 
     def load(self, *, cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
         return load_config(self.config, cwd=cwd, environ=environ)
@@ -80,6 +86,7 @@ class TargetSelection:
             partner_id=self.partner_id,
             environ=environ,
             require_secrets=require_secrets,
+            environment=self.environment,
         )
         return config, resolved
 
@@ -137,6 +144,15 @@ def target_options(func: F) -> F:
             show_envvar=True,
             help="Partner id of the ad-hoc target, or overrides the --target's partner_id.",
         ),
+        click.option(
+            "--environment",
+            "target_environment",
+            metavar="ENV",
+            envvar=ENV_ENVIRONMENT,
+            show_envvar=True,
+            help="production, staging or test: overrides the target's environment (docs/production.md; "
+            "default: the target's, else staging).",
+        ),
     )
     for option in reversed(options):
         wrapper = option(wrapper)
@@ -149,11 +165,13 @@ def render_config_show(config: Config, resolved: ResolvedTarget) -> str:
     target = resolved.target
     if target is None:
         rows.append(("target", "embedded reference platform", resolved.sources.get("target", "")))
+        rows.append(("environment", "test", "the embedded platform is always a test target"))
+        rows.append(("max_rps", "unlimited", "the embedded platform is never capped"))
     else:
         rows.append(("target", target.name, resolved.sources.get("target", "")))
         for key in _SHOWN:
             value = getattr(target, key)  # a Secret's str() is its mask
-            rows.append((key, "-" if value is None else str(value), resolved.sources.get(key, "")))
+            rows.append((key, _shown(key, value), resolved.sources.get(key, "")))
     key_width = max(len(key) for key, _, _ in rows)
     value_width = max(len(value) for _, value, _ in rows)
     lines = [f"{key:<{key_width}}  {value:<{value_width}}  ({source})" for key, value, source in rows]
@@ -164,6 +182,14 @@ def render_config_show(config: Config, resolved: ResolvedTarget) -> str:
     if sections:
         lines.append(f"other sections: {', '.join(sections)}")
     return "\n".join(lines)
+
+
+def _shown(key: str, value: Any) -> str:
+    if key == "max_rps":
+        return "unlimited" if value is None else f"{value:g}"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "-" if value is None else str(value)
 
 
 @click.group("config")

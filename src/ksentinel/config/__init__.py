@@ -9,6 +9,11 @@ Secrets are read only from environment variables (``*_secret_env``) or files (``
 never from the TOML itself nor from flags, and each one is registered with
 :func:`ksentinel.kaltura.redact.register_secret` as soon as it is read.
 
+Environments (docs/production.md): each target is ``production``, ``staging`` or ``test``
+(``environment``; ``staging`` by default, the embedded platform is ``test``), may ``allow_writes``
+(production only) and has a request-rate cap ``max_rps`` (``"unlimited"``; by default 10 for
+staging and production, none for test targets and staging ones on a loopback address).
+
 Target selection: ``--target`` / ``$KSENTINEL_TARGET`` names a ``[targets.NAME]`` (``--url`` and
 ``--partner-id`` then override its values); otherwise ``--url`` + ``--partner-id`` make an ad-hoc
 target; otherwise ``default_target`` from the file; otherwise nothing, which means "use the embedded
@@ -25,21 +30,30 @@ from ksentinel.config.model import (
     ADHOC_TARGET,
     CONFIG_FILENAME,
     DEFAULT_ADMIN_SECRET_ENV,
+    DEFAULT_ENVIRONMENT,
     DEFAULT_KS_VERSION,
+    DEFAULT_MAX_RPS,
     DEFAULT_PEER_ADMIN_SECRET_ENV,
     DEFAULT_READY_TIMEOUT,
     DEFAULT_TIMEOUT,
     DEFAULT_USER_SECRET_ENV,
     EMBEDDED_TARGET,
+    ENV_ALLOW_WRITES,
     ENV_CONFIG,
+    ENV_ENVIRONMENT,
     ENV_KS_VERSION,
+    ENV_MAX_RPS,
     ENV_PARTNER_ID,
     ENV_PEER_PARTNER_ID,
     ENV_READY_TIMEOUT,
     ENV_TARGET,
     ENV_TIMEOUT,
     ENV_URL,
+    ENVIRONMENTS,
     OPAQUE_SECTIONS,
+    PRODUCTION,
+    STAGING,
+    TEST,
     Config,
     ResolvedTarget,
     Secret,
@@ -52,14 +66,20 @@ __all__ = [
     "ADHOC_TARGET",
     "CONFIG_FILENAME",
     "DEFAULT_ADMIN_SECRET_ENV",
+    "DEFAULT_ENVIRONMENT",
     "DEFAULT_KS_VERSION",
+    "DEFAULT_MAX_RPS",
     "DEFAULT_PEER_ADMIN_SECRET_ENV",
     "DEFAULT_READY_TIMEOUT",
     "DEFAULT_TIMEOUT",
     "DEFAULT_USER_SECRET_ENV",
     "EMBEDDED_TARGET",
+    "ENVIRONMENTS",
+    "ENV_ALLOW_WRITES",
     "ENV_CONFIG",
+    "ENV_ENVIRONMENT",
     "ENV_KS_VERSION",
+    "ENV_MAX_RPS",
     "ENV_PARTNER_ID",
     "ENV_PEER_PARTNER_ID",
     "ENV_READY_TIMEOUT",
@@ -67,6 +87,9 @@ __all__ = [
     "ENV_TIMEOUT",
     "ENV_URL",
     "OPAQUE_SECTIONS",
+    "PRODUCTION",
+    "STAGING",
+    "TEST",
     "Config",
     "ResolvedTarget",
     "Secret",

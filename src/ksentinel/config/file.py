@@ -23,13 +23,17 @@ from ksentinel.config.model import (
 )
 from ksentinel.config.values import (
     Invalid,
+    as_bool,
     as_env_name,
+    as_environment,
     as_int,
     as_ks_version,
+    as_max_rps,
     as_string,
     as_table,
     as_timeout,
     as_url,
+    describe,
     unknown_target,
 )
 from ksentinel.errors import ConfigError
@@ -116,6 +120,16 @@ def _target(name: str, table: dict[str, Any], base: Path) -> TargetConfig:
             values[key] = as_timeout(table[key], f"{where}.{key}")
     if "ks_version" in table:
         values["ks_version"] = as_ks_version(table["ks_version"], f"{where}.ks_version")
+    if "environment" in table:
+        values["environment"] = as_environment(table["environment"], f"{where}.environment")
+    if "allow_writes" in table:
+        if not isinstance(table["allow_writes"], bool):  # a TOML boolean, not "yes"
+            raise Invalid(
+                f"{where}.allow_writes: expected true or false, got {describe(table['allow_writes'])}"
+            )
+        values["allow_writes"] = as_bool(table["allow_writes"], f"{where}.allow_writes")
+    if "max_rps" in table:
+        values["max_rps"] = as_max_rps(table["max_rps"], f"{where}.max_rps")
     for _key, _label, env_key, file_key in SECRET_FIELDS:
         if env_key in table:
             values[env_key] = as_env_name(table[env_key], f"{where}.{env_key}")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ksentinel.kaltura.redact import mask_secret, register_secret
 
@@ -22,6 +24,19 @@ DEFAULT_KS_VERSION = 2
 ADHOC_TARGET = "adhoc"
 EMBEDDED_TARGET = "embedded"
 
+#: What a target is (docs/production.md): ``production`` runs read-only probes and contract checks
+#: (unless ``allow_writes``) and refuses ``ksentinel load`` without ``--allow-production``.
+PRODUCTION, STAGING, TEST = "production", "staging", "test"
+ENVIRONMENTS = (PRODUCTION, STAGING, TEST)
+#: A ``[targets.NAME]`` or ``--url`` target without ``environment``; the embedded platform is ``test``.
+DEFAULT_ENVIRONMENT = STAGING
+REFERENCE_ENVIRONMENT = TEST
+#: Requests per second a staging or production target gets without ``max_rps`` (``None`` = no cap,
+#: the default of ``test`` targets and of staging targets on a loopback address).
+DEFAULT_MAX_RPS = 10.0
+MAX_RPS_LIMIT = 100_000.0
+UNLIMITED = "unlimited"
+
 ENV_CONFIG = "KSENTINEL_CONFIG"
 ENV_TARGET = "KSENTINEL_TARGET"
 ENV_URL = "KSENTINEL_URL"
@@ -30,6 +45,9 @@ ENV_PEER_PARTNER_ID = "KSENTINEL_PEER_PARTNER_ID"
 ENV_TIMEOUT = "KSENTINEL_TIMEOUT"
 ENV_READY_TIMEOUT = "KSENTINEL_READY_TIMEOUT"
 ENV_KS_VERSION = "KSENTINEL_KS_VERSION"
+ENV_ENVIRONMENT = "KSENTINEL_ENVIRONMENT"
+ENV_ALLOW_WRITES = "KSENTINEL_ALLOW_WRITES"
+ENV_MAX_RPS = "KSENTINEL_MAX_RPS"
 
 OPAQUE_SECTIONS = ("slo", "contract", "load", "probes", "dashboards", "reference")
 TOP_LEVEL_KEYS = ("targets", "default_target", *OPAQUE_SECTIONS)
@@ -43,6 +61,9 @@ TARGET_KEYS = (
     "timeout",
     "ready_timeout",
     "ks_version",
+    "environment",
+    "allow_writes",
+    "max_rps",
     "admin_secret_file",
     "user_secret_file",
     "peer_admin_secret_file",
@@ -100,6 +121,10 @@ class TargetConfig:
     timeout: float = DEFAULT_TIMEOUT
     ready_timeout: float = DEFAULT_READY_TIMEOUT
     ks_version: int = DEFAULT_KS_VERSION
+    environment: str = DEFAULT_ENVIRONMENT
+    allow_writes: bool = False
+    #: ``None`` = "unlimited" when ``max_rps`` is in ``explicit``, else the environment's default
+    max_rps: float | None = None
     admin_secret_file: Path | None = None
     user_secret_file: Path | None = None
     peer_admin_secret_file: Path | None = None
@@ -146,6 +171,21 @@ class Target:
     ready_timeout: float = DEFAULT_READY_TIMEOUT
     ks_version: int = DEFAULT_KS_VERSION
     embedded: bool = False
+    #: ``production``, ``staging`` or ``test`` (:data:`ENVIRONMENTS`); what runs may do there
+    environment: str = REFERENCE_ENVIRONMENT
+    #: on ``production`` only: let probes (and contract checks) run flows that write
+    allow_writes: bool = False
+    #: requests per second this process sends the target through the HTTP seam (``None`` = no cap)
+    max_rps: float | None = None
+
+    @property
+    def production(self) -> bool:
+        return self.environment == PRODUCTION
+
+    @property
+    def writes_allowed(self) -> bool:
+        """Flows that create, change or delete objects may run: not production, or ``allow_writes``."""
+        return self.environment != PRODUCTION or self.allow_writes
 
     @classmethod
     def for_reference(
@@ -164,7 +204,8 @@ class Target:
         """The target for an embedded reference platform the CLI has just started.
 
         Its conversion takes seconds (``ready_after``, 2 s by default), so ``ready_timeout`` is a minute
-        rather than a real Kaltura's five: a broken conversion must not hang a demo for long.
+        rather than a real Kaltura's five: a broken conversion must not hang a demo for long. It is a
+        ``test`` target without a request-rate cap.
         """
         return cls(
             name=EMBEDDED_TARGET,
@@ -192,6 +233,25 @@ class ResolvedTarget:
     @property
     def embedded(self) -> bool:
         return self.target is None
+
+
+def default_max_rps(environment: str, url: str) -> float | None:
+    """The cap a target gets without ``max_rps``: none for ``test`` targets and for a ``staging``
+    target on a loopback address (a platform on this machine), :data:`DEFAULT_MAX_RPS` otherwise
+    (a ``production`` target on loopback is most likely a tunnel to the real thing)."""
+    if environment == TEST or (environment == STAGING and is_loopback(url)):
+        return None
+    return DEFAULT_MAX_RPS
+
+
+def is_loopback(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _as_secret(value: str | Secret | None) -> Secret | None:

@@ -10,10 +10,14 @@ from typing import Any
 from ksentinel.config.model import (
     ADHOC_TARGET,
     CONFIG_FILENAME,
+    DEFAULT_ENVIRONMENT,
     DEFAULT_KS_VERSION,
     DEFAULT_READY_TIMEOUT,
     DEFAULT_TIMEOUT,
+    ENV_ALLOW_WRITES,
+    ENV_ENVIRONMENT,
     ENV_KS_VERSION,
+    ENV_MAX_RPS,
     ENV_PARTNER_ID,
     ENV_PEER_PARTNER_ID,
     ENV_READY_TIMEOUT,
@@ -26,17 +30,22 @@ from ksentinel.config.model import (
     Secret,
     Target,
     TargetConfig,
+    default_max_rps,
 )
 from ksentinel.config.values import (
     Invalid,
+    as_bool,
+    as_environment,
     as_int,
     as_ks_version,
+    as_max_rps,
     as_timeout,
     as_url,
     from_text,
     unknown_target,
 )
 from ksentinel.errors import ConfigError
+from ksentinel.kaltura.transport import set_rate_limit
 
 
 def resolve_target(
@@ -47,8 +56,16 @@ def resolve_target(
     partner_id: int | None = None,
     environ: Mapping[str, str] | None = None,
     require_secrets: bool = True,
+    environment: str | None = None,
 ) -> ResolvedTarget:
     """The effective target for these flags (``None`` = flag not given) and environment.
+
+    ``environment`` is the ``--environment`` flag: it, else ``$KSENTINEL_ENVIRONMENT``, else the
+    target's ``environment``, else ``staging``. ``max_rps`` defaults by environment
+    (:func:`~ksentinel.config.model.default_max_rps`) once the environment is known. The resolved
+    target's cap is installed for its origin in the HTTP seam
+    (:func:`ksentinel.kaltura.transport.set_rate_limit`), so every client of this process that talks
+    to it through :class:`~ksentinel.kaltura.transport.HttpxTransport` is capped.
 
     Required secrets: the admin secret, the peer admin secret when there is a peer partner, and any
     secret whose ``*_env``/``*_file`` the file names. ``require_secrets=False`` (commands that open
@@ -56,9 +73,12 @@ def resolve_target(
     """
     try:
         env = os.environ if environ is None else environ
-        return _resolve(config, target, url, partner_id, env, require_secrets)
+        resolved = _resolve(config, target, url, partner_id, env, require_secrets, environment)
     except Invalid as exc:
         raise ConfigError(str(exc)) from None
+    if resolved.target is not None:
+        set_rate_limit(resolved.target.url, resolved.target.max_rps)
+    return resolved
 
 
 def _resolve(
@@ -68,6 +88,7 @@ def _resolve(
     partner_id: int | None,
     env: Mapping[str, str],
     require_secrets: bool,
+    environment: str | None = None,
 ) -> ResolvedTarget:
     sources: dict[str, str] = {}
     name, name_source = _layer(target, "flag --target", env, ENV_TARGET)
@@ -85,7 +106,19 @@ def _resolve(
         sources["target"] = name_source
         who = f"target '{name}'"
         base: dict[str, Any] = {}
-        for key in ("url", "partner_id", "peer_partner_id", "timeout", "ready_timeout", "ks_version"):
+        for key in (
+            "url",
+            "partner_id",
+            "peer_partner_id",
+            "timeout",
+            "ready_timeout",
+            "ks_version",
+            "environment",
+            "allow_writes",
+            "max_rps",
+        ):
+            if key == "max_rps" and key not in tc.explicit:
+                continue  # the environment's default, once the environment is known
             base[key] = getattr(tc, key)
             sources[key] = f"{config.label} [targets.{name}]" if key in tc.explicit else "default"
     elif url_value is not None:
@@ -103,14 +136,26 @@ def _resolve(
             "timeout": DEFAULT_TIMEOUT,
             "ready_timeout": DEFAULT_READY_TIMEOUT,
             "ks_version": DEFAULT_KS_VERSION,
+            "environment": DEFAULT_ENVIRONMENT,
+            "allow_writes": False,
         }
         sources.update(
-            peer_partner_id="default", timeout="default", ready_timeout="default", ks_version="default"
+            peer_partner_id="default",
+            timeout="default",
+            ready_timeout="default",
+            ks_version="default",
+            environment="default",
+            allow_writes="default",
         )
     elif pid_value is not None:
         origin = "--partner-id" if partner_id is not None else f"${ENV_PARTNER_ID}"
         raise Invalid(f"{origin} needs a target: add --url URL (or set {ENV_URL}), or pick one with --target")
     else:
+        if environment:
+            raise Invalid(
+                "--environment needs a target (--target or --url): the embedded reference platform "
+                "is always a test target"
+            )
         sources["target"] = f"no --target, --url, ${ENV_TARGET} or default_target"
         return ResolvedTarget(None, sources)
 
@@ -123,10 +168,24 @@ def _resolve(
         ("timeout", ENV_TIMEOUT, as_timeout),
         ("ready_timeout", ENV_READY_TIMEOUT, as_timeout),
         ("ks_version", ENV_KS_VERSION, as_ks_version),
+        ("environment", ENV_ENVIRONMENT, as_environment),
+        ("max_rps", ENV_MAX_RPS, as_max_rps),
     ):
         if env.get(env_name, "").strip():
             base[key] = from_text(env[env_name], f"env {env_name}", check)
             sources[key] = f"env {env_name}"
+    if env.get(ENV_ALLOW_WRITES, "").strip():
+        base["allow_writes"] = as_bool(env[ENV_ALLOW_WRITES], f"env {ENV_ALLOW_WRITES}")
+        sources["allow_writes"] = f"env {ENV_ALLOW_WRITES}"
+    if environment is not None and environment != "":
+        base["environment"] = as_environment(environment, "--environment")
+        sources["environment"] = "flag --environment"
+    if "max_rps" not in base:
+        base["max_rps"] = default_max_rps(base["environment"], base["url"])
+        loopback = (
+            " on a loopback address" if base["max_rps"] is None and base["environment"] != "test" else ""
+        )
+        sources["max_rps"] = f"default for {base['environment']}{loopback}"
 
     secrets: dict[str, Secret | None] = {}
     for key, label, env_key, file_key in SECRET_FIELDS:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from ksentinel.config.model import ENV_NAME_PATTERN, TargetConfig
+from ksentinel.config.model import ENV_NAME_PATTERN, ENVIRONMENTS, MAX_RPS_LIMIT, UNLIMITED, TargetConfig
 
 
 class Invalid(Exception):
@@ -58,6 +58,46 @@ def as_ks_version(value: Any, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value not in (1, 2):
         raise Invalid(f"{where}: expected 1 or 2, got {describe(value)}")
     return int(value)
+
+
+def as_environment(value: Any, where: str) -> str:
+    if isinstance(value, str) and value.strip().lower() in ENVIRONMENTS:
+        return value.strip().lower()
+    choices = ", ".join(f'"{name}"' for name in ENVIRONMENTS)
+    hint = ""
+    if isinstance(value, str):
+        close = difflib.get_close_matches(value.strip().lower(), ENVIRONMENTS, n=1, cutoff=0.5)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+    raise Invalid(f"{where}: expected one of {choices}, got {describe(value)}{hint}")
+
+
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def as_bool(value: Any, where: str) -> bool:
+    """A TOML boolean; from the environment also true/false, yes/no, on/off, 1/0."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+        return value.strip().lower() in _TRUE
+    raise Invalid(f"{where}: expected true or false, got {describe(value)}")
+
+
+def as_max_rps(value: Any, where: str) -> float | None:
+    """Requests per second > 0 (at most :data:`MAX_RPS_LIMIT`), or ``"unlimited"`` (``None``)."""
+    if isinstance(value, str) and value.strip().lower() == UNLIMITED:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or math.isnan(value)
+        or not 0 < value <= MAX_RPS_LIMIT
+    ):
+        raise Invalid(
+            f'{where}: expected requests per second > 0 (at most {MAX_RPS_LIMIT:g}) or "{UNLIMITED}", '
+            f"got {describe(value)}"
+        )
+    return float(value)
 
 
 def as_env_name(value: Any, where: str) -> str:

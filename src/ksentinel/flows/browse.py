@@ -75,6 +75,7 @@ def _pager(size: int, index: int) -> dict[str, Any]:
     "browse",
     description="filtered + paged baseEntry.list/media.list and baseEntry.get of listed entries, cached and nocache",
     steps=STEPS,
+    writes=True,
 )
 def browse_flow(ctx: FlowContext) -> None:
     keep = bool(ctx.notes.get(KEEP_SEED))

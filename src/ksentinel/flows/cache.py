@@ -36,6 +36,7 @@ STEPS = (
     "cache",
     description="a repeated read is a hit; a write makes it fresh; nocache bypasses; users and partners never share",
     steps=STEPS,
+    writes=True,
 )
 def cache_flow(ctx: FlowContext) -> None:
     api = ctx.api

@@ -283,18 +283,29 @@ class Flow:
     function: FlowFunction
     description: str
     steps: tuple[str, ...]
+    #: the flow creates, changes or deletes objects of the partner (entries, upload tokens); a
+    #: production target without ``allow_writes`` runs only flows with ``writes=False``
+    #: (docs/production.md). Sessions are not objects: ``session.start``/``session.end`` of a KS
+    #: the flow made itself leave nothing behind.
+    writes: bool = True
 
 
 REGISTRY: dict[str, Flow] = {}
 
 
-def flow(name: str, *, description: str, steps: tuple[str, ...]) -> Callable[[FlowFunction], FlowFunction]:
-    """Register a flow; ``steps`` lists its stable step names (for dashboards and docs)."""
+def flow(
+    name: str, *, description: str, steps: tuple[str, ...], writes: bool = True
+) -> Callable[[FlowFunction], FlowFunction]:
+    """Register a flow; ``steps`` lists its stable step names (for dashboards and docs).
+
+    ``writes`` says whether it creates, changes or deletes anything (a flow that does not say is
+    taken to write: read-only is a promise a flow makes explicitly).
+    """
 
     def register(function: FlowFunction) -> FlowFunction:
         if name in REGISTRY and REGISTRY[name].function is not function:
             raise RuntimeError(f"flow {name!r} is registered twice")
-        REGISTRY[name] = Flow(name, function, description, steps)
+        REGISTRY[name] = Flow(name, function, description, steps, writes)
         return function
 
     return register

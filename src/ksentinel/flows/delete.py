@@ -11,6 +11,7 @@ from ksentinel.flows.entries import add_entry
     "delete",
     description="baseEntry.add -> baseEntry.delete -> baseEntry.get gives ENTRY_ID_NOT_FOUND",
     steps=("delete.create", "delete.delete", "delete.gone"),
+    writes=True,
 )
 def delete_flow(ctx: FlowContext) -> None:
     with ctx.step("delete.create"):

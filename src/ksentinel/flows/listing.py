@@ -44,6 +44,7 @@ def _total(response: Any) -> str | None:
     "list",
     description="seeded entries paged with filter + pager: no duplicates or gaps, totalCount, clamp, subset, order",
     steps=STEPS,
+    writes=True,
 )
 def list_flow(ctx: FlowContext) -> None:
     api = ctx.api

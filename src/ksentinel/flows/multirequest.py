@@ -20,6 +20,7 @@ from ksentinel.flows.indexing import listed_ids, wait_listed
     "multirequest",
     description="baseEntry.add + get/list through {1:result:id} in one multirequest",
     steps=("multirequest.backref",),
+    writes=True,
 )
 def multirequest_flow(ctx: FlowContext) -> None:
     with ctx.step("multirequest.backref"):

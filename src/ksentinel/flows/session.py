@@ -10,6 +10,7 @@ from ksentinel.flows.core import FlowContext, flow
     "session",
     description="session.start -> session.get -> session.end -> the ended KS is refused",
     steps=("session.start", "session.get", "session.end", "session.reuse_after_end"),
+    writes=False,
 )
 def session_flow(ctx: FlowContext) -> None:
     credentials = ctx.sessions.credentials

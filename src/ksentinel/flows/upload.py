@@ -30,6 +30,7 @@ STEPS = (
     "upload",
     description="uploadToken.add -> chunked upload -> addFromUploadedFile -> READY -> listed -> same bytes",
     steps=STEPS,
+    writes=True,
 )
 def upload_flow(ctx: FlowContext) -> None:
     options = ctx.options

@@ -4,22 +4,40 @@ Every call is a ``POST {base}/api_v3/service/{service}/action/{action}`` with th
 (or, with ``encoding="form"``, Kaltura's flattened form), multipart when files are sent. The wire
 format itself lives in :mod:`ksentinel.kaltura.wire`; this module adds the session, the request
 configuration (``format``, ``ks``, ``partnerId``, ``clientTag``, ``apiVersion``) and the helpers.
+
+**Backing off** (:class:`Backoff`, docs/production.md). A throttling answer (``ACTION_BLOCKED``,
+HTTP 429, HTTP 503 with ``Retry-After``: :data:`ksentinel.kaltura.codes.THROTTLE_CODES`) is retried
+after ``Retry-After`` (else 1, 2, 4, ... s), within a budget (60 s of waiting per call by default),
+then the call fails with a reason that says so. A call is retried only when retrying cannot do a
+write twice: a read (``get``, ``list``, ``count``, ... of any service: :data:`READ_ACTIONS`; a
+multirequest of reads only) on any throttling answer; any other action (``add``, ``upload``,
+``delete``, ``update``, ``start``, ...) only on ``ACTION_BLOCKED`` as the answer of a single call,
+which Kaltura's dispatcher raises before the action runs (kaltura-api-v3.md section 4). A 429 or 503
+to a write comes from whatever is in front of the API and does not prove the action did not run: it
+fails at once, and its reason says it was not retried. Over :class:`HttpxTransport` (the contract
+suite, the probe) clients back off by default; over other transports (Locust's: a load test measures
+throttling, it does not hide it) only when given a :class:`Backoff`. A 503 with ``Retry-After`` has
+the code ``HTTP_503_RETRY_AFTER`` on every client.
 """
 
 from __future__ import annotations
 
 import copy
+import email.utils
 import json
 import logging
+import random
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from ksentinel import __version__
 from ksentinel.errors import KalturaApiError
+from ksentinel.kaltura.codes import ACTION_BLOCKED, HTTP_503_RETRY_AFTER, THROTTLE_CODES
 from ksentinel.kaltura.redact import redact, redact_value, register_secret
 from ksentinel.kaltura.transport import HttpRequest, HttpxTransport, Transport, TransportTimeout
 from ksentinel.kaltura.wire import (
@@ -35,7 +53,10 @@ from ksentinel.kaltura.wire import (
 )
 
 __all__ = [
+    "READ_ACTIONS",
     "ApiResponse",
+    "Backoff",
+    "BackoffEvent",
     "CacheStatus",
     "KalturaApi",
     "MultiRequest",
@@ -60,6 +81,49 @@ _TOKEN_PENDING, _TOKEN_PARTIAL, _TOKEN_FULL, _TOKEN_CLOSED = 0, 1, 2, 3
 
 Encoding = Literal["json", "form"]
 CacheStatus = Literal["hit", "miss", "unknown"]
+
+#: Actions that only read (any service): retrying one cannot write twice.
+READ_ACTIONS = frozenset({"get", "list", "count", "ping", "gettime", "getversion"})
+
+
+def is_read(service: str, action: str) -> bool:
+    """``service.action`` only reads (see :data:`READ_ACTIONS`)."""
+    return action.lower() in READ_ACTIONS
+
+
+@dataclass(frozen=True)
+class BackoffEvent:
+    """One retry after a throttling answer: what was throttled, how, and how long the client waits."""
+
+    call: str  # baseEntry.list, multirequest
+    code: str  # ACTION_BLOCKED, HTTP_429, HTTP_503_RETRY_AFTER
+    delay: float
+    retry: int  # 1 for the first retry
+    retry_after: bool  # the delay is the answer's Retry-After
+
+    def __str__(self) -> str:
+        why = "as Retry-After asked" if self.retry_after else "(no Retry-After)"
+        return f"{self.code} on {self.call}: retry {self.retry} in {self.delay:.3g}s {why}"
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """How a client backs off from throttling answers (see the module's docstring for the rule).
+
+    ``max_total`` bounds the seconds waited for one call, all its retries together; a wait that
+    would pass it (a long ``Retry-After``) is not started: the call fails at once, saying so.
+    ``sleep`` may return early (a probe run's cancellation); ``on_backoff`` hears of each retry.
+    """
+
+    max_total: float = 60.0
+    max_retries: int = 8
+    first_delay: float = 1.0
+    max_delay: float = 30.0
+    sleep: Callable[[float], Any] = time.sleep
+    on_backoff: Callable[[BackoffEvent], None] | None = None
+
+
+_DEFAULT_BACKOFF: Any = object()
 
 
 def cache_status(headers: Mapping[str, str]) -> CacheStatus:
@@ -168,7 +232,10 @@ class MultiRequest:
         for key, (item, params, call_files) in enumerate(self._calls):
             body[str(key)] = {"service": item.service.lower(), "action": item.action, **params}
             files += [(f"{key}:{name}", spec) for name, spec in call_files.items()]
-        return self._api._post(self._api.url("multirequest"), body, files, multirequest=True)
+        reads = all(is_read(item.service, item.action) for item, _, _ in self._calls)
+        return self._api._post(
+            self._api.url("multirequest"), body, files, multirequest=True, call="multirequest", reads=reads
+        )
 
     def execute(self) -> list[Any]:
         """The results in order; raises only when the multirequest as a whole failed."""
@@ -190,6 +257,7 @@ class KalturaApi:
         transport: Transport | None = None,
         client_tag: str = "ksentinel",
         encoding: Encoding = "json",
+        backoff: Backoff | None = _DEFAULT_BACKOFF,
     ) -> None:
         if format not in (FORMAT_JSON, FORMAT_XML):
             raise ValueError(f"format must be 1 (JSON) or 2 (XML), not {format!r}")
@@ -204,6 +272,10 @@ class KalturaApi:
         self._owns_transport = transport is None
         self.transport: Transport = transport if transport is not None else HttpxTransport()
         self._ks = ks or None
+        if backoff is _DEFAULT_BACKOFF:  # the HTTP seam backs off; a load test's transport does not
+            backoff = Backoff() if getattr(self.transport, "backs_off", False) else None
+        #: how throttling answers are retried (``None``: never)
+        self.backoff: Backoff | None = backoff
 
     # --- session ---------------------------------------------------------------------------------
 
@@ -242,8 +314,17 @@ class KalturaApi:
     def call_raw(
         self, service: str, action: str, /, *, files: Mapping[str, FileSpec] | None = None, **params: Any
     ) -> ApiResponse:
-        """One call; API and HTTP errors are returned in ``.error``, transport errors raised."""
-        return self._post(self.url(service, action), params, list((files or {}).items()))
+        """One call; API and HTTP errors are returned in ``.error``, transport errors raised.
+
+        A throttling answer is retried as :attr:`backoff` says (the module's docstring has the rule).
+        """
+        return self._post(
+            self.url(service, action),
+            params,
+            list((files or {}).items()),
+            call=f"{service}.{action}",
+            reads=is_read(service, action),
+        )
 
     def call(
         self, service: str, action: str, /, *, files: Mapping[str, FileSpec] | None = None, **params: Any
@@ -271,6 +352,8 @@ class KalturaApi:
         files: list[tuple[str, FileSpec]],
         *,
         multirequest: bool = False,
+        call: str = "",
+        reads: bool = False,
     ) -> ApiResponse:
         merged = {**self._common(), **params}  # explicit params win (contract tests send odd formats)
         fmt = _as_format(merged.get("format"))
@@ -291,7 +374,64 @@ class KalturaApi:
             "Accept": "text/xml" if fmt == FORMAT_XML else "application/json",
             "User-Agent": f"ksentinel/{__version__}",
         }
-        response = self.transport.send(HttpRequest("POST", url, headers, body, self.timeout))
+        request = HttpRequest("POST", url, headers, body, self.timeout)
+        answer = self._send(request, fmt, multirequest)
+        code = answer.error.code if answer.error is not None else ""
+        if code not in THROTTLE_CODES:
+            return answer
+        return self._backoff(request, answer, fmt, multirequest, call or url, reads)
+
+    def _backoff(
+        self,
+        request: HttpRequest,
+        answer: ApiResponse,
+        fmt: int,
+        multirequest: bool,
+        call: str,
+        reads: bool,
+    ) -> ApiResponse:
+        """Retry a throttled call while the rule and the budget allow; the last answer, its error
+        saying why it was not (or no longer) retried."""
+        policy = self.backoff
+        waited = 0.0
+        retries = 0
+        while answer.error is not None and answer.error.code in THROTTLE_CODES:
+            code = answer.error.code
+            if policy is None:
+                return answer
+            if not reads and (code != ACTION_BLOCKED or multirequest):
+                return _annotated(
+                    answer,
+                    f"not retried: {call} writes, and {code} does not prove it did not run "
+                    "(only ACTION_BLOCKED to a single call does)",
+                )
+            hinted = retry_after(answer.headers)
+            delay = hinted if hinted is not None else _exponential(policy, retries)
+            if retries >= policy.max_retries or waited + delay > policy.max_total:
+                if retries >= policy.max_retries:
+                    why = f"{retries} retries is the most"
+                else:
+                    why = f"waiting {delay:.3g}s more would pass the {policy.max_total:g}s backoff budget"
+                return _annotated(
+                    answer, f"gave up after {retries} retries and {waited:.3g}s of backoff: {why}"
+                )
+            retries += 1
+            event = BackoffEvent(call, code, delay, retries, hinted is not None)
+            logger.warning("backing off: %s", event)
+            if policy.on_backoff is not None:
+                try:
+                    policy.on_backoff(event)
+                except Exception:  # a listener must not break the call
+                    logger.exception("backoff listener failed")
+            policy.sleep(delay)
+            waited += delay
+            answer = self._send(request, fmt, multirequest)
+        return answer
+
+    def _send(self, request: HttpRequest, fmt: int, multirequest: bool) -> ApiResponse:
+        """One request and its decoded answer (throttling answers get their own codes)."""
+        url = request.url
+        response = self.transport.send(request)
         error: KalturaApiError | None = None
         result: Any = None
         execution_time: float | None = None
@@ -301,6 +441,13 @@ class KalturaApi:
             )
         except KalturaApiError as exc:
             error = exc
+        if error is not None and error.code == "HTTP_503" and retry_after(response.headers) is not None:
+            error = KalturaApiError(
+                HTTP_503_RETRY_AFTER,
+                f"{error.message} (Retry-After {_header(response.headers, 'Retry-After')})",
+                error.error_args,
+                http_status=error.http_status,
+            )
         logger.debug(
             "POST %s -> %s in %.3fs%s",
             url,
@@ -451,6 +598,48 @@ class KalturaApi:
             f"KalturaApi({redact(self.base_url)!r}, partner_id={self.partner_id!r}, "
             f"format={self.format}, encoding={self.encoding!r}, ks={ks!r})"
         )
+
+
+def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds the ``Retry-After`` header asks to wait (delta-seconds or an HTTP date), else None."""
+    value = _header(headers, "Retry-After").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    current = datetime.now(UTC).timestamp() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+def _header(headers: Mapping[str, str], name: str) -> str:
+    wanted = name.lower()
+    for key, value in headers.items():
+        if key.lower() == wanted:
+            return str(value)
+    return ""
+
+
+def _exponential(policy: Backoff, retries: int) -> float:
+    """1, 2, 4, ... s (``first_delay`` doubling, at most ``max_delay``), +-10% so clients spread out."""
+    delay = min(policy.max_delay, policy.first_delay * (2**retries))
+    return delay * random.uniform(0.9, 1.1)
+
+
+def _annotated(answer: ApiResponse, note: str) -> ApiResponse:
+    """``answer`` with ``note`` added to its error's message (code and args unchanged)."""
+    error = answer.error
+    if error is None:
+        return answer
+    annotated = KalturaApiError(
+        error.code, f"{error.message} ({note})", error.error_args, http_status=error.http_status
+    )
+    return replace(answer, error=annotated)
 
 
 def _origin(url: str) -> str:

@@ -15,6 +15,17 @@ size, no redirect following, and every failure mapped to a :class:`TransportErro
 
 The deadline is enforced below httpx: the default client's connection pool uses a network backend
 whose every socket operation waits at most until the deadline of the request in progress.
+
+**The rate cap.** A target's ``max_rps`` is enforced here, in the one seam the contract suite and
+the probe send through: each :class:`HttpxTransport` request first takes a token from a
+:class:`TokenBucket`: the one passed to the transport (the probe gives each target its own), else
+the one registered for the request's origin (``scheme://host:port``) with :func:`set_rate_limit`,
+which :func:`ksentinel.config.resolve_target` calls for every target it resolves. Waiting for a
+token is part of the request's timeout but not of its measured ``elapsed``; a token that cannot be
+had within the timeout fails the request with ``TIMEOUT`` (nothing was sent). The cap is per
+process. ``ksentinel load`` is exempt on purpose: its users send through their own Locust
+transport (:mod:`ksentinel.load.transport`), which never takes a token, because a load test's rate
+is its profile's arrival model, not a cap (docs/production.md).
 """
 
 from __future__ import annotations
@@ -23,11 +34,12 @@ import logging
 import ssl
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any, ClassVar, Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 import httpcore
 import httpx
@@ -68,6 +80,118 @@ class ResponseTooLarge(TransportError):
 
 class TransportProtocolError(TransportError):
     code = "PROTOCOL"
+
+
+# --- the rate cap ---------------------------------------------------------------------------------
+
+
+class TokenBucket:
+    """A thread-safe token bucket: ``rate`` tokens a second, at most ``burst`` saved up.
+
+    :meth:`reserve` books the next free slot (the balance may go below zero, so callers queue in
+    order) and returns how long to wait for it; :meth:`acquire` also sleeps. Over any span of ``T``
+    seconds at most ``burst + rate * T`` tokens are granted. ``granted``, ``delayed`` and
+    ``waited`` account for what it did.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        burst: float = 1.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Any] = time.sleep,
+    ) -> None:
+        if not rate > 0:
+            raise ValueError("a token bucket needs a rate > 0")
+        self.rate = float(rate)
+        self.burst = max(1.0, float(burst))
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._tokens = self.burst
+        self._updated = clock()
+        self.granted = 0
+        self.delayed = 0
+        self.waited = 0.0
+
+    def reserve(self, max_wait: float | None = None) -> float | None:
+        """Book a token; the seconds until it is due, or ``None`` (nothing booked) past ``max_wait``."""
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
+            self._updated = now
+            wait = 0.0 if self._tokens >= 1.0 else (1.0 - self._tokens) / self.rate
+            if max_wait is not None and wait > max_wait:
+                return None
+            self._tokens -= 1.0
+            self.granted += 1
+            if wait > 0:
+                self.delayed += 1
+                self.waited += wait
+            return wait
+
+    def acquire(self, max_wait: float | None = None) -> float | None:
+        """:meth:`reserve` and sleep until the token is due; the seconds waited (``None``: refused)."""
+        wait = self.reserve(max_wait)
+        if wait:
+            self._sleep(wait)
+        return wait
+
+    def __repr__(self) -> str:
+        return f"TokenBucket(rate={self.rate:g}/s, burst={self.burst:g}, granted={self.granted})"
+
+
+_limits_lock = threading.Lock()
+_limits: dict[str, TokenBucket] = {}
+
+
+def origin_of(url: str) -> str:
+    """``scheme://host:port`` of ``url`` (the default port spelled out), lower case."""
+    parts = urlsplit(url)
+    scheme = (parts.scheme or "http").lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    port = port or (443 if scheme == "https" else 80)
+    return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
+def set_rate_limit(url: str, max_rps: float | None, burst: float = 1.0) -> TokenBucket | None:
+    """Cap requests to ``url``'s origin at ``max_rps`` for every transport of this process that has
+    no bucket of its own (``None`` removes the cap). An unchanged rate keeps the bucket (and its
+    balance); the bucket in force is returned."""
+    key = origin_of(url)
+    with _limits_lock:
+        if max_rps is None:
+            _limits.pop(key, None)
+            return None
+        current = _limits.get(key)
+        if current is None or current.rate != float(max_rps) or current.burst != max(1.0, burst):
+            current = _limits[key] = TokenBucket(max_rps, burst)
+        return current
+
+
+def rate_limit_for(url: str) -> TokenBucket | None:
+    """The bucket registered for ``url``'s origin, if any."""
+    with _limits_lock:
+        return _limits.get(origin_of(url))
+
+
+def clear_rate_limits() -> None:
+    """Forget every registered cap (tests)."""
+    with _limits_lock:
+        _limits.clear()
+
+
+class _FromRegistry:
+    def __repr__(self) -> str:
+        return "FROM_REGISTRY"
+
+
+#: :class:`HttpxTransport`'s default: the bucket registered for each request's origin.
+FROM_REGISTRY: Any = _FromRegistry()
 
 
 class Headers(Mapping[str, str]):
@@ -234,15 +358,41 @@ class HttpxTransport:
     checked between body chunks (a server trickling headers can then hold a request longer).
     """
 
+    #: :class:`ksentinel.kaltura.api.KalturaApi` backs off from throttling answers by default over
+    #: this transport (the contract suite, the probe); Locust's load transport does not
+    backs_off: ClassVar[bool] = True
+
     def __init__(
-        self, client: httpx.Client | None = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+        self,
+        client: httpx.Client | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        *,
+        rate_limit: TokenBucket | None = FROM_REGISTRY,
     ) -> None:
         self._owns_client = client is None
         self._client = client if client is not None else deadline_client()
         self.max_body_bytes = max_body_bytes
+        #: this transport's own cap; :data:`FROM_REGISTRY` = each origin's registered one; None = none
+        self.rate_limit = rate_limit
+
+    def _bucket(self, url: str) -> TokenBucket | None:
+        if self.rate_limit is FROM_REGISTRY:
+            return rate_limit_for(url) if _limits else None
+        return self.rate_limit
 
     def send(self, request: HttpRequest) -> HttpResponse:
         what = f"{request.method} {request.url}"
+        bucket = self._bucket(request.url)
+        if bucket is not None:
+            # the wait for a token counts against the request's timeout, not its measured latency
+            waited = bucket.acquire(max_wait=request.timeout)
+            if waited is None:
+                raise TransportTimeout(
+                    f"{what}: the rate cap ({bucket.rate:g} requests/s) has no slot within "
+                    f"{request.timeout:g}s; not sent"
+                )
+            if waited:
+                request = replace(request, timeout=max(0.05, request.timeout - waited))
         start = time.monotonic()
         previous = getattr(_state, "deadline", None)
         _state.deadline = start + request.timeout

@@ -13,6 +13,8 @@ import click
 
 from ksentinel.cli_errors import one_line_errors
 from ksentinel.cli_target import TargetSelection, check_faults, fault_option, target_options
+from ksentinel.config import Target
+from ksentinel.errors import ConfigError
 from ksentinel.load.settings import (
     ENV_METRICS_PORT,
     ENV_PROFILE,
@@ -21,6 +23,19 @@ from ksentinel.load.settings import (
     ENV_USERS,
     ENV_WORKERS,
 )
+
+
+def refuse_production(target: Target | None, allow_production: bool) -> None:
+    """A production target is load-tested only with ``--allow-production`` (one-line ``ConfigError``).
+
+    The load test has no rate cap (its profile's arrival model is its rate) and its flows write, so
+    pointing it at production by mistake must not be one forgotten flag away.
+    """
+    if target is not None and getattr(target, "environment", "") == "production" and not allow_production:
+        raise ConfigError(
+            f"target '{target.name}' is a production target: ksentinel load refuses to load-test it "
+            "without --allow-production"
+        )
 
 
 def _default_report() -> Path:
@@ -99,6 +114,12 @@ def _default_report() -> Path:
     type=click.Path(file_okay=False, path_type=Path),
     help="Load suite folder with locustfile.py and profiles.toml [default: ./load].",
 )
+@click.option(
+    "--allow-production",
+    is_flag=True,
+    help="Load-test a target whose environment is production (refused without it; docs/production.md). "
+    "Deliberately without an environment variable.",
+)
 @fault_option
 @one_line_errors
 def load_command(
@@ -112,6 +133,7 @@ def load_command(
     csv_prefix: str | None,
     metrics_port: int | None,
     suite: Path | None,
+    allow_production: bool,
     faults: tuple[str, ...],
 ) -> None:
     """Load-test the API with the flow catalogue and judge the run against the [slo] objectives.
@@ -132,6 +154,7 @@ def load_command(
         metrics_port,
         suite,
         faults,
+        allow_production=allow_production,
     )
     sys.exit(code)
 
@@ -148,6 +171,8 @@ def _load(
     metrics_port: int | None,
     suite: Path | None,
     faults: tuple[str, ...],
+    *,
+    allow_production: bool = False,
 ) -> int:
     from ksentinel.contract.runner import check_target
     from ksentinel.embedded import open_target
@@ -159,6 +184,7 @@ def _load(
     seconds = parse_run_time(run_time, "--run-time") if run_time else None
     config, resolved = selection.resolve()
     check_faults(faults, embedded=resolved.embedded)
+    refuse_production(resolved.target, allow_production)
     plan_load(
         profile=profile, users=users, spawn_rate=spawn_rate, run_time=seconds, suite=suite, config=config
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from ksentinel.flows import all_flows
-from ksentinel.kaltura.codes import ERROR_CODES
+from ksentinel.kaltura.codes import ERROR_CODES, THROTTLE_CODES
 
 RESULTS = ("success", "failure", "error")
 CACHE_RESULTS = ("hit", "miss", "unknown")
@@ -21,10 +21,19 @@ OTHER_STEP = "other"
 #: The ``code`` label values; anything else is ``OTHER``.
 KNOWN_CODES = ERROR_CODES
 
-#: Codes that mean the target could not be tested at all (no answer, or not a Kaltura answer): a
+#: Codes that mean the target could not be tested at all (no answer, not a Kaltura answer, or a
+#: throttled one: ACTION_BLOCKED, HTTP 429, HTTP 503 with Retry-After after the run backed off): a
 #: run that fails with one is an ``error``, not a ``failure`` of the API's contract.
 TARGET_CODES = frozenset(
-    {"TIMEOUT", "CONNECTION", "PROTOCOL", "TOO_LARGE", "TRANSPORT", "KSENTINEL_BAD_RESPONSE"}
+    {
+        "TIMEOUT",
+        "CONNECTION",
+        "PROTOCOL",
+        "TOO_LARGE",
+        "TRANSPORT",
+        "KSENTINEL_BAD_RESPONSE",
+        *THROTTLE_CODES,
+    }
 )
 
 _STEP = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*){0,3}\Z")

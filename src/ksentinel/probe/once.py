@@ -26,6 +26,8 @@ OK, FAILED, NOT_TESTED = "ok", "FAILED", "not tested"
 @dataclass(frozen=True)
 class PassResult:
     outcomes: list[Outcome]
+    #: lines the table ends with: production targets that ran read-only flows only
+    notices: tuple[str, ...] = ()
 
     @property
     def exit_code(self) -> int:
@@ -34,7 +36,13 @@ class PassResult:
         return EXIT_OK if all(o.ok for o in self.outcomes) else EXIT_FAILED
 
 
-def run_pass(targets: Mapping[str, ProbeTarget], pairs: Sequence[Pair], options: FlowOptions) -> PassResult:
+def run_pass(
+    targets: Mapping[str, ProbeTarget],
+    pairs: Sequence[Pair],
+    options: FlowOptions,
+    *,
+    notices: Sequence[str] = (),
+) -> PassResult:
     """Run each pair once, in order; waits for every run's clean-up before returning."""
 
     async def main() -> list[Outcome]:
@@ -49,7 +57,7 @@ def run_pass(targets: Mapping[str, ProbeTarget], pairs: Sequence[Pair], options:
             runner.executor.shutdown(wait=True)
         return outcomes
 
-    return PassResult(asyncio.run(main()))
+    return PassResult(asyncio.run(main()), tuple(notices))
 
 
 def lag_stats(lags: Sequence[float]) -> tuple[int, float, float] | None:
@@ -99,6 +107,8 @@ def render_table(result: PassResult) -> str:
             notes.append(f"{outcome.target}/{outcome.flow} {step.name} not tested: {step.reason}")
         for error in outcome.cleanup_errors:
             notes.append(f"{outcome.target}/{outcome.flow} clean-up: {error}")
+        if outcome.backoffs:
+            notes.append(f"{outcome.target}/{outcome.flow} backed off: {outcome.backoff_summary()}")
     columns = len(header)
     widths = [max(len(row[i]) for row in rows if i < len(row)) for i in range(columns)]
     lines = [
@@ -117,6 +127,7 @@ def render_table(result: PassResult) -> str:
         + (f", {untested} step{'s' if untested != 1 else ''} not tested" if untested else "")
     )
     lines += [f"  {note}" for note in notes]
+    lines += [f"  {notice}" for notice in result.notices]
     return "\n".join(lines)
 
 

@@ -14,6 +14,13 @@ Each target has one :class:`ProbeTarget`: one HTTP connection pool and one :clas
 A run that could not start a session with the target's configured credentials (the flow ends with a
 :class:`~ksentinel.flows.sessions.SessionError`) is an ``error`` with ``misconfigured`` set: a
 configuration error, not a failure of the API.
+
+Production (docs/production.md): a flow that writes is refused on a production target without
+``allow_writes`` (an ``error`` without any request: the schedule leaves such pairs out, this also
+guards ``/probe``). Every request goes through the target's rate cap (its ``max_rps``, one
+:class:`~ksentinel.kaltura.transport.TokenBucket` per target) and backs off from throttling answers
+(:class:`~ksentinel.kaltura.api.Backoff`, within the run's timeout and at most 60 s; each retry is
+in the run log, counted in :attr:`Outcome.backoffs` and logged).
 """
 
 from __future__ import annotations
@@ -33,13 +40,14 @@ from ksentinel.flows import Credentials, FlowContext, FlowOptions, FlowResult, S
 from ksentinel.flows.core import run_flow
 from ksentinel.flows.sessions import SessionError
 from ksentinel.kaltura import redact as redact_module
-from ksentinel.kaltura.api import KalturaApi, cache_status
+from ksentinel.kaltura.api import Backoff, BackoffEvent, KalturaApi, cache_status
 from ksentinel.kaltura.redact import redact
 from ksentinel.kaltura.transport import (
     STEP_LABEL,
     HttpRequest,
     HttpResponse,
     HttpxTransport,
+    TokenBucket,
     Transport,
     TransportError,
     TransportTimeout,
@@ -52,6 +60,8 @@ MAX_LOG_LINES = 500
 #: A request may run this much past the run's timeout, so the timeout itself always fires first.
 DEADLINE_GRACE = 0.25
 MAX_SESSIONS = 32
+#: the most a run waits, all retries of one call together, when the target throttles it
+MAX_BACKOFF = 60.0
 #: Entry reads Kaltura's response cache may serve (the ``X-Kaltura`` header tells which it did).
 CACHEABLE_SERVICES = frozenset({"baseentry", "media"})
 CACHEABLE_ACTIONS = frozenset({"get", "list", "count"})
@@ -88,7 +98,9 @@ class ProbeTarget:
         self.name = target.name
         self.credentials = credentials
         self.sessions = BoundedSessions(credentials)
-        self.transport = HttpxTransport()
+        #: the target's own cap, shared by every run against it (``None``: not capped)
+        self.rate_limit = TokenBucket(target.max_rps) if target.max_rps else None
+        self.transport = HttpxTransport(rate_limit=self.rate_limit)
 
     def close(self) -> None:
         self.transport.close()
@@ -115,10 +127,25 @@ class Outcome:
     #: (wrong secret or partner id: ``code`` INVALID_KS, START_SESSION_ERROR or
     #: SERVICE_FORBIDDEN_CONTENT_BLOCKED): the probe's configuration is wrong, nothing was tested
     misconfigured: bool = False
+    #: each retry after a throttling answer (ACTION_BLOCKED, HTTP 429, HTTP 503 with Retry-After)
+    backoffs: list[BackoffEvent] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return self.result == "success"
+
+    def backoff_summary(self) -> str:
+        """``2 retries, 3.0s waited (HTTP_429 on baseEntry.list x2)``; empty without retries."""
+        if not self.backoffs:
+            return ""
+        counts: dict[str, int] = {}
+        for event in self.backoffs:
+            key = f"{event.code} on {event.call}"
+            counts[key] = counts.get(key, 0) + 1
+        what = ", ".join(f"{key} x{n}" if n > 1 else key for key, n in counts.items())
+        total = sum(event.delay for event in self.backoffs)
+        plural = "retry" if len(self.backoffs) == 1 else "retries"
+        return f"{len(self.backoffs)} {plural}, {total:.1f}s waited ({what})"
 
     @property
     def not_tested(self) -> list[StepResult]:
@@ -224,6 +251,7 @@ class Run:
         self.deadline = time.monotonic() + timeout
         self._steps: list[StepResult] = []
         self._lags: list[float] = []
+        self._backoffs: list[BackoffEvent] = []
         self._lock = threading.Lock()
 
     def note(self, line: str) -> None:
@@ -247,6 +275,20 @@ class Run:
             verdict = "ok" if step.tested else f"not tested: {step.reason}"
         self.note(f"step {step.name} {verdict} ({step.duration:.3f}s)")
 
+    def _on_backoff(self, event: BackoffEvent) -> None:
+        with self._lock:
+            self._backoffs.append(event)
+        self.note(f"backing off: {event}")
+        log.debug("%s/%s backing off: %s", self.target.name, self.flow, event)
+
+    def _sleep(self, seconds: float) -> None:
+        """A backoff wait that ends early when the run is cancelled (its next request then fails)."""
+        self.cancelled.wait(seconds)
+
+    def backoffs(self) -> list[BackoffEvent]:
+        with self._lock:
+            return list(self._backoffs)
+
     def lags(self) -> list[float]:
         with self._lock:
             return list(self._lags)
@@ -264,13 +306,19 @@ class Run:
         self.note(f"run of flow {self.flow} against target {self.target.name} (timeout {self.timeout:.3g}s)")
         api_timeout = min(self.target.target.timeout, self.timeout)
         transport = RunTransport(self.target.transport, self)
+        backoff = Backoff(
+            max_total=min(MAX_BACKOFF, self.timeout), sleep=self._sleep, on_backoff=self._on_backoff
+        )
         try:
             flow_def = get_flow(self.flow)
+            if flow_def.writes and not self.target.target.writes_allowed:
+                return self._refused_write()
             with KalturaApi(
                 self.target.target.url,
                 partner_id=self.target.target.partner_id,
                 timeout=api_timeout,
                 transport=transport,
+                backoff=backoff,
             ) as api:
                 ctx = FlowContext(
                     api,
@@ -295,6 +343,15 @@ class Run:
             f"{outcome.result} in {outcome.duration:.3f}s" + (f": {outcome.reason}" if outcome.reason else "")
         )
         return outcome
+
+    def _refused_write(self) -> Outcome:
+        reason = (
+            f"flow {self.flow} writes and target {self.target.name} is production without allow_writes: "
+            "not run (read-only flows only; docs/production.md)"
+        )
+        self.note(reason)
+        log.warning("%s", reason)
+        return self._outcome("error", reason, "", "")
 
     def timed_out(self) -> Outcome:
         """The outcome recorded when the timeout passes (the thread is still finishing)."""
@@ -334,6 +391,7 @@ class Run:
             duration=time.perf_counter() - self.started,
             steps=self.steps(),
             index_lags=self.lags(),
+            backoffs=self.backoffs(),
             reason=reason.splitlines()[0][:300] if reason else "",
             failed_step=step,
             code=code,
