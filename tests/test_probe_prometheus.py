@@ -169,7 +169,16 @@ jitter = 0.1
         env = {k: v for k, v in os.environ.items() if not k.startswith("KSENTINEL_")}
         env["PROBE_TEST_ADMIN"] = p1.admin_secret
         serve = Child(
-            [*probe_command(), "serve", "--config", str(config), "--listen", "127.0.0.1:0"],
+            [
+                *probe_command(),
+                "serve",
+                "--config",
+                str(config),
+                "--listen",
+                "127.0.0.1:0",
+                "--on-demand-interval",
+                "0",
+            ],
             env=env,
             cwd=tmp_path,
         )

@@ -22,7 +22,8 @@ from ksentinel.config.values import Invalid
 from ksentinel.errors import ConfigError
 from ksentinel.flows import all_flows
 from ksentinel.probe.config import DEFAULT_LISTEN, Pair, load_probe_config, parse_listen
-from ksentinel.probe.targets import choose_targets, open_probe_targets, schedule
+from ksentinel.probe.door import DEFAULT_MIN_INTERVAL
+from ksentinel.probe.targets import choose_targets, open_probe_targets, read_only, schedule
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _M_ARENA_MAX, _M_MMAP_THRESHOLD = -8, -3  # mallopt parameter numbers in glibc's malloc.h
@@ -48,8 +49,34 @@ def probe_group() -> None:
     help=f"Address for /metrics, /probe and /-/ready [default: [probes] listen, else {DEFAULT_LISTEN}]; "
     "port 0 picks a free one.",
 )
+@click.option(
+    "--web.config.file",
+    "--web-config-file",
+    "web_config_file",
+    metavar="FILE",
+    envvar="KSENTINEL_PROBE_WEB_CONFIG",
+    show_envvar=True,
+    help="TLS and basic auth for every endpoint: a Prometheus exporter web configuration file "
+    "(tls_server_config, http_server_config, basic_auth_users; docs/probes.md).",
+)
+@click.option(
+    "--on-demand-interval",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_MIN_INTERVAL,
+    show_default=True,
+    envvar="KSENTINEL_PROBE_ON_DEMAND_INTERVAL",
+    show_envvar=True,
+    metavar="S",
+    help="Seconds from one /probe run of a (target, flow) to the next; sooner is HTTP 429 (0: no minimum).",
+)
 @fault_option
-def serve(selection: TargetSelection, listen: str | None, faults: tuple[str, ...]) -> None:
+def serve(
+    selection: TargetSelection,
+    listen: str | None,
+    web_config_file: str | None,
+    on_demand_interval: float,
+    faults: tuple[str, ...],
+) -> None:
     """Run each configured (target, flow) on its interval and serve /metrics and /probe.
 
     The schedule is the [probes] section of ksentinel.toml (or a standalone probes file given
@@ -57,6 +84,7 @@ def serve(selection: TargetSelection, listen: str | None, faults: tuple[str, ...
     after the runs in progress have cleaned up.
     """
     from ksentinel.probe.exporter import Exporter
+    from ksentinel.probe.web_config import load_web_config
 
     _tune_malloc()
     sys.setswitchinterval(SWITCH_INTERVAL)
@@ -66,11 +94,12 @@ def serve(selection: TargetSelection, listen: str | None, faults: tuple[str, ...
         host, port = parse_listen(address, "--listen" if listen else "listen")
     except Invalid as exc:
         raise ConfigError(str(exc)) from None
+    web = load_web_config(web_config_file) if web_config_file else None
     choice = choose_targets(probes, selection)
     check_faults(faults, embedded=all(target is None for target in choice.targets))
     with open_probe_targets(choice, faults=faults, config=probes.config) as targets:
-        pairs = schedule(probes, choice, list(targets))
-        exporter = Exporter(probes, targets, pairs)
+        pairs, notices = read_only(schedule(probes, choice, list(targets)), targets)
+        exporter = Exporter(probes, targets, pairs, min_interval=on_demand_interval, web=web)
 
         def listening(bound: tuple[str, int]) -> None:
             shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
@@ -79,7 +108,13 @@ def serve(selection: TargetSelection, listen: str | None, faults: tuple[str, ...
                 f"{len(targets)} target{'s' if len(targets) != 1 else ''} "
                 f"({', '.join(sorted(targets))}) from {probes.source}"
             )
-            click.echo(f"ksentinel probe listening on http://{shown}:{bound[1]} (/metrics, /probe, /-/ready)")
+            for notice in notices:
+                click.echo(f"ksentinel probe: {notice}")
+            if web is not None:
+                click.echo(f"ksentinel probe: web configuration {web.source}: {web.describe()}")
+            click.echo(
+                f"ksentinel probe listening on {exporter.scheme}://{shown}:{bound[1]} (/metrics, /probe, /-/ready)"
+            )
             sys.stdout.flush()
 
         async def main() -> None:
@@ -152,7 +187,8 @@ def run(
             ]
         if timeout is not None:
             pairs = [Pair(p.target, p.flow, p.interval, timeout) for p in pairs]
-        result = run_pass(targets, pairs, probes.options)
+        pairs, notices = read_only(pairs, targets)
+        result = run_pass(targets, pairs, probes.options, notices=notices)
     click.echo(render_table(result))
     sys.exit(result.exit_code)
 

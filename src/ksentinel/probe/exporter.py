@@ -11,6 +11,10 @@
 
 An unknown target or flow on ``/probe`` is a 400 with a one-line reason. ``/probe`` honours
 Prometheus' ``X-Prometheus-Scrape-Timeout-Seconds`` header (minus half a second), as blackbox does.
+Its door (``door.py``): a write flow against a production target without ``allow_writes`` is a 403;
+a pair whose on-demand run is in progress, or started less than ``min_interval`` seconds ago, is a
+429 with ``Retry-After``. With a web configuration (``web_config.py``) every endpoint is served over
+TLS and/or behind basic auth (or a bearer token), as Prometheus exporters do.
 """
 
 from __future__ import annotations
@@ -26,11 +30,13 @@ from prometheus_client import generate_latest
 
 from ksentinel.flows import all_flows
 from ksentinel.probe.config import Pair, ProbeConfig
+from ksentinel.probe.door import DEFAULT_MIN_INTERVAL, Door, write_refusal
 from ksentinel.probe.http import HttpServer, Request, Response
 from ksentinel.probe.metrics import CONTENT_TYPE, ProbeMetrics, probe_registry
 from ksentinel.probe.run import Outcome, ProbeTarget
 from ksentinel.probe.runner import MAX_ON_DEMAND, Busy, Runner
 from ksentinel.probe.scheduler import Scheduler
+from ksentinel.probe.web_config import WebConfig, WebGuard
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +56,8 @@ class Exporter:
         pairs: Sequence[Pair],
         *,
         seed: int | None = None,
+        min_interval: float = DEFAULT_MIN_INTERVAL,
+        web: WebConfig | None = None,
     ) -> None:
         self.probes = probes
         self.targets = dict(targets)
@@ -63,6 +71,13 @@ class Exporter:
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timeouts = {(p.target, p.flow): p.timeout for p in self.pairs}
+        self.door = Door(min_interval)
+        self.web = web
+        self.guard = WebGuard(web) if web is not None else None
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.guard is not None and self.guard.context is not None else "http"
 
     async def serve(self, host: str, port: int, *, on_listening: object = None) -> None:
         """Listen, run the schedule, and return after :meth:`stop` once runs have cleaned up."""
@@ -76,7 +91,13 @@ class Exporter:
             prestart=True,
         )
         self.scheduler = Scheduler(self.runner, self.pairs, jitter=self.probes.jitter, seed=self.seed)
-        server = HttpServer(self.handle)
+        guard = self.guard
+        server = HttpServer(
+            self.handle,
+            ssl_context=guard.context if guard is not None else None,
+            guard=guard,
+            headers=(lambda: guard.headers) if guard is not None else None,
+        )
         try:
             bound = await server.start(host, port)
             if callable(on_listening):
@@ -141,6 +162,9 @@ class Exporter:
         known_flows = all_flows()
         if flow not in known_flows:
             return Response.text(400, _unknown("flow", flow, known_flows))
+        refusal = write_refusal(target, self.targets[target].target, flow, known_flows[flow])
+        if refusal is not None:
+            return Response.text(403, refusal)
         timeout = self._timeouts.get((target, flow), self.probes.default_timeout)
         header = request.headers.get(SCRAPE_TIMEOUT_HEADER, "")
         try:
@@ -157,6 +181,11 @@ class Exporter:
             return Response.text(
                 503, f"{MAX_ON_DEMAND} on-demand probes are running already; try again later"
             )
+        turned_away = self.door.enter(target, flow, timeout)
+        if turned_away is not None:
+            response = Response.text(429, turned_away.reason)
+            response.headers["Retry-After"] = str(turned_away.retry_after)
+            return response
         lines: list[str]
         try:
             outcome, run = await runner.run(target, flow, timeout, record=False, keep_log=debug, wait=timeout)
@@ -164,6 +193,8 @@ class Exporter:
         except Busy as exc:
             outcome = Outcome(target, flow, "error", 0.0, reason=str(exc), finished_at=time.time())
             lines = [f"not run: {exc}"]
+        finally:
+            self.door.leave(target, flow)
         body = generate_latest(probe_registry(outcome))
         if not debug:
             return Response(200, body, CONTENT_TYPE)

@@ -3,6 +3,11 @@
 GET and HEAD only, keep-alive, bounded request heads (16 KiB), idle and read timeouts, a cap on
 open connections, and every handler failure turned into a 500 without dropping the server. The
 probe needs no more than that, and stdlib streams keep the exporter free of a web framework.
+
+Optionally TLS (an ``ssl.SSLContext``; a client that does not complete the handshake in
+``READ_TIMEOUT`` is dropped, as is plain HTTP sent to it), a ``guard`` that sees every parsed
+request before anything else and may answer it instead (authentication, rate limit: see
+``web_config.WebGuard``), and ``headers`` added to every response.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -54,14 +60,27 @@ class Response:
 
 
 Handler = Callable[[Request], Awaitable[Response]]
+#: Sees each request first; returns None to let it through, else the response to send instead.
+Guard = Callable[[Request], Awaitable[Response | None]]
 
 
 class HttpServer:
     """Serve ``handler`` on a listening socket; :meth:`close` stops accepting and closes connections."""
 
-    def __init__(self, handler: Handler, *, max_connections: int = MAX_CONNECTIONS) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        max_connections: int = MAX_CONNECTIONS,
+        ssl_context: ssl.SSLContext | None = None,
+        guard: Guard | None = None,
+        headers: Callable[[], dict[str, str]] | None = None,
+    ) -> None:
         self.handler = handler
         self.max_connections = max_connections
+        self.ssl_context = ssl_context
+        self.guard = guard
+        self.headers = headers
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.StreamWriter] = set()
 
@@ -76,7 +95,13 @@ class HttpServer:
             raise
         sock.listen(128)
         sock.setblocking(False)
-        self._server = await asyncio.start_server(self._serve, sock=sock, limit=MAX_HEAD)
+        self._server = await asyncio.start_server(
+            self._serve,
+            sock=sock,
+            limit=MAX_HEAD,
+            ssl=self.ssl_context,
+            ssl_handshake_timeout=READ_TIMEOUT if self.ssl_context is not None else None,
+        )
         bound = sock.getsockname()
         return str(bound[0]), int(bound[1])
 
@@ -133,7 +158,16 @@ class HttpServer:
             return False
         if int(length):
             await asyncio.wait_for(reader.readexactly(int(length)), READ_TIMEOUT)
-        if request.method not in ("GET", "HEAD"):
+        refused = None
+        if self.guard is not None:
+            try:
+                refused = await self.guard(request)
+            except Exception:  # never let a request through because the guard broke
+                log.exception("request guard failed for %s", request.path)
+                refused = Response.text(500, "internal error (see the exporter's log)")
+        if refused is not None:
+            response = refused
+        elif request.method not in ("GET", "HEAD"):
             response = Response.text(405, f"method {request.method} not allowed")
             response.headers["Allow"] = "GET, HEAD"
         else:
@@ -142,6 +176,9 @@ class HttpServer:
             except Exception:
                 log.exception("handler failed for %s", request.path)
                 response = Response.text(500, "internal error (see the exporter's log)")
+        if self.headers is not None:
+            for name, value in self.headers().items():
+                response.headers.setdefault(name, value)
         await _send(writer, response, keep_alive=keep_alive, head=request.method == "HEAD")
         return keep_alive
 
