@@ -13,6 +13,8 @@ library with gevent when it is imported, so only the locustfile side may import 
     metrics     the ksentinel_load_* Prometheus collector over Locust's stats         (pure)
     users       FlowUser / ArrivalUser / the stages shape                             (imports locust)
     hooks       Locust event wiring: run tag, clean-up, workers, summary, exporter    (imports locust)
+    cleanup     sweeping a run's tag persistently, and again after the settle time    (pure)
+    lifeline    no Locust process outlives `ksentinel load` (parent-death signal, pipe) (pure)
     runner      run_load(): Locust headless in subprocesses                           (pure)
     command     the ``ksentinel load`` click command                                  (pure)
 """

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import signal
 import sys
 import time
@@ -37,9 +38,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import gevent
+from gevent.event import Event
 from locust import events as locust_events
 from locust.runners import (
     STATE_CLEANUP,
+    STATE_INIT,
     STATE_MISSING,
     STATE_STOPPED,
     STATE_STOPPING,
@@ -51,9 +54,11 @@ from locust.runners import (
 from ksentinel.config import load_config
 from ksentinel.errors import ConfigError, KsentinelError
 from ksentinel.flows import all_flows, new_run_id
+from ksentinel.load import lifeline
 from ksentinel.load.arrival import ArrivalStats
-from ksentinel.load.cleanup import sweep_run
+from ksentinel.load.cleanup import sweep_settled
 from ksentinel.load.profiles import spread
+from ksentinel.load.settings import ENV_ALLOW_PRODUCTION
 from ksentinel.load.summary import build_summary, write_summary
 from ksentinel.load.timeline import Timeline
 from ksentinel.load.transport import CHECK_TYPE, FLOW_TYPE
@@ -83,6 +88,11 @@ class _State:
     sampler: Any = None  # the timeline's greenlet
     stopped_at: float | None = None
     stopped_users: int = 0
+    line: lifeline.ChildLine | None = None  # started by `ksentinel load`: its lifeline
+    pid: int = 0  # the process that installed the hooks (not a child forked by --processes)
+    terminating: bool = False  # SIGTERM (or the lifeline) asked this process to stop
+    quitting: bool = False
+    quit_done: Any = None  # a gevent Event, set when the first `quitting` has finished
 
 
 _STATE: _State | None = None
@@ -93,7 +103,9 @@ def install(run: LoadRun, events: Any = locust_events) -> None:
     global _STATE
     if _STATE is not None:
         return
-    _STATE = state = _State(run)
+    _STATE = state = _State(run, pid=os.getpid())
+    # first: a Locust process of `ksentinel load` dies with it (SIGTERM at once if it is gone already)
+    state.line = lifeline.attach()
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the clean-up's client: no line per call
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         # a shell starts background jobs with SIGINT ignored, and Python then installs no handler:
@@ -121,6 +133,8 @@ def install(run: LoadRun, events: Any = locust_events) -> None:
     @events.init.add_listener
     def _init(environment: Any, runner: Any = None, **_: Any) -> None:
         state.environment = environment
+        _watch_lifeline()
+        _handle_sigterm_while_shaping(environment)
         if runner is not None and not isinstance(runner, WorkerRunner):
             _refuse_too_few_users(run, environment.parsed_options)
         try:
@@ -128,6 +142,12 @@ def install(run: LoadRun, events: Any = locust_events) -> None:
         except KsentinelError as exc:
             sys.stderr.write(f"ksentinel: error: {exc}\n")
             raise SystemExit(2) from None
+        if getattr(target, "production", False) and os.environ.get(ENV_ALLOW_PRODUCTION, "") != "1":
+            sys.stderr.write(
+                f"ksentinel: error: target '{target.name}' is a production target: refusing to load-test "
+                f"it (ksentinel load --allow-production, or {ENV_ALLOW_PRODUCTION}=1 for a direct locust run)\n"
+            )
+            raise SystemExit(2)
         environment.host = environment.host or target.url
         for user_class in environment.user_classes:
             if issubclass(user_class, FlowUser):
@@ -191,16 +211,77 @@ def install(run: LoadRun, events: Any = locust_events) -> None:
         runner = environment.runner
         if runner is None:
             return
-        if runner.state not in (STATE_STOPPED, STATE_STOPPING, STATE_CLEANUP):
-            state.interrupted = True  # Ctrl-C / SIGINT: users are still running
-            runner.stop()
-        if isinstance(runner, WorkerRunner):
-            state.stopped = True
-            _send_final_stats(runner)
+        if state.quitting:  # a second signal: let the first finish its clean-up (Locust exits after)
+            if state.quit_done is not None:
+                state.quit_done.wait(timeout=state.run.settings.stop_wait + 120)
             return
-        if not state.swept:
-            _sweep_leftovers()
-        _finish(environment)
+        state.quitting = True
+        state.quit_done = Event()
+        try:
+            if state.line is not None and state.line.broken():
+                lifeline.silence_output()  # `ksentinel load` is gone, and the pipe it read with it
+            if runner.state not in (STATE_STOPPED, STATE_STOPPING, STATE_CLEANUP):
+                state.interrupted = True  # Ctrl-C / SIGINT / SIGTERM: users are still running
+                runner.stop()
+            if isinstance(runner, WorkerRunner):
+                state.stopped = True
+                _send_final_stats(runner)
+                return
+            if not state.swept:
+                _sweep_leftovers()
+            _finish(environment)
+        finally:
+            state.quit_done.set()
+
+
+# --- stopping: SIGTERM and the lifeline -----------------------------------------------------------
+
+
+def _watch_lifeline() -> None:
+    """Started by `ksentinel load`: a greenlet that sends this process SIGTERM when it is gone."""
+    assert _STATE is not None
+    state = _STATE
+    if state.line is None or os.getpid() != state.pid:  # a child forked by --processes: its parent watches
+        return
+
+    def stopping() -> bool:
+        return state.terminating or state.quitting
+
+    def broken() -> None:
+        lifeline.silence_output()
+        log.warning("ksentinel: `ksentinel load` (pid %d) is gone: stopping the run", state.line.parent)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    gevent.spawn(lifeline.watch, state.line, broken, stopping=stopping)
+
+
+def _handle_sigterm_while_shaping(environment: Any) -> None:
+    """SIGTERM ends a headless staged run gracefully (Locust's handler comes only after the shape)."""
+    options = environment.parsed_options
+    runner = environment.runner
+    if environment.shape_class is None or runner is None or isinstance(runner, WorkerRunner):
+        return
+    if options is None or not getattr(options, "headless", False):
+        return  # the web UI (also --autostart) runs with Locust's SIGTERM handler in place
+
+    def terminate() -> None:
+        assert _STATE is not None
+        if _STATE.terminating or _STATE.quitting:
+            return
+        shape = getattr(runner, "shape_greenlet", None)
+        if shape is None or shape.dead:
+            if runner.state == STATE_INIT:  # nothing started (a master waiting for its workers)
+                log.info("ksentinel: SIGTERM before the test started: exiting")
+                raise SystemExit(128 + signal.SIGTERM)
+            return  # the shape is over: the stop under way (then Locust's own handler) takes it
+        _STATE.terminating = True
+        _STATE.interrupted = True
+        if _STATE.line is not None and _STATE.line.broken():
+            lifeline.silence_output()
+        log.info("ksentinel: SIGTERM: stopping the run (clean-up, final stats, summary)")
+        shape.kill(block=False)  # Locust then quits the runner (test_stop: clean-up) and shuts down
+
+    gevent.signal_handler(signal.SIGTERM, terminate)
 
 
 # --- users per flow ------------------------------------------------------------------------------
@@ -330,10 +411,10 @@ def _sweep_leftovers() -> None:
     # that stopped answering it would only cost another timeout); `ksentinel load` sweeps once more.
     _STATE.swept = True
     try:
-        result = sweep_run(run.target, run.credentials, run.run_tag)
+        result = sweep_settled(run.target, run.credentials, run.run_tag, settle=run.settings.settle)
     except KsentinelError as exc:
         log.warning(
-            "ksentinel: clean-up of run %s failed: %s (run `ksentinel sweep --tag %s`)",
+            "ksentinel: clean-up of run %s failed: %s (run `ksentinel sweep --tag %s --older-than 0s`)",
             run.run_tag,
             exc,
             run.run_tag,
@@ -348,6 +429,8 @@ def _sweep_leftovers() -> None:
         )
     for error in result.errors:
         log.warning("ksentinel: clean-up could not remove %s", error)
+    for note in result.incomplete:
+        log.warning("ksentinel: clean-up incomplete: %s", note)
 
 
 def _finish(environment: Any) -> None:

@@ -11,6 +11,11 @@ Ctrl-C (SIGINT) or SIGTERM: the master is asked to stop (SIGINT: its users clean
 send their final stats, the HTML report and the summary are written); a second one kills the
 children. Whatever happened, the run's leftovers are swept by tag at the end.
 
+No Locust process outlives this one, however it ends (SIGKILL included): each child holds a
+lifeline (:mod:`ksentinel.load.lifeline`: the parent-death signal on Linux, and a pipe whose write
+end only this process holds) and stops gracefully, cleaning up, when it breaks. The children are
+started and waited for in the one calling thread, which the parent-death signal is tied to.
+
 Exit codes (:attr:`LoadOutcome.exit_code`): 0 every SLO met, 1 an SLO missed (an objective without
 data is missed unless its flow is optional), 2 usage, configuration or target error (a closed-model
 profile with fewer users than flows is refused before anything starts), a run that produced no
@@ -41,8 +46,9 @@ from ksentinel.errors import ConfigError, KsentinelError
 from ksentinel.flows import all_flows, new_run_id
 from ksentinel.flows.sweep import SweepResult
 from ksentinel.load.cleanup import sweep_run
+from ksentinel.load.lifeline import Lifeline
 from ksentinel.load.profiles import Profile, load_profiles
-from ksentinel.load.settings import PREFIX, LoadSettings
+from ksentinel.load.settings import ENV_ALLOW_PRODUCTION, ENV_SETTLE, ENV_STOP_WAIT, PREFIX, LoadSettings
 from ksentinel.load.summary import read_summary
 from ksentinel.load.verdict import (
     SloRow,
@@ -163,6 +169,10 @@ def run_load(
         html = html.absolute()
         html.parent.mkdir(parents=True, exist_ok=True)
     outcome = LoadOutcome(EXIT_USAGE, plan.profile.name, tag, report_path=html, csv_prefix=csv)
+    # the variables without a flag (the stop wait, the settle time) reach the children too
+    environment = LoadSettings.from_env(
+        {name: os.environ[name] for name in (ENV_STOP_WAIT, ENV_SETTLE) if name in os.environ}
+    )
     with tempfile.TemporaryDirectory(prefix="ksentinel-load-") as tmp:
         settings = LoadSettings(
             profile=plan.profile.name,
@@ -174,6 +184,8 @@ def run_load(
             summary_path=Path(tmp) / "summary.json",
             metrics_port=metrics_port,
             workers=workers or None,
+            stop_wait=environment.stop_wait,
+            settle=environment.settle,
         )
         env = _child_env(target, settings, config)
         commands = _commands(plan, settings, workers=workers, html=html, csv=csv)
@@ -211,6 +223,8 @@ def _child_env(target: Target, settings: LoadSettings, config: Config) -> dict[s
     if config.path is not None:
         env["KSENTINEL_CONFIG"] = str(config.path)
     env["PYTHONUNBUFFERED"] = "1"
+    if getattr(target, "production", False):  # the command let it through (--allow-production)
+        env[ENV_ALLOW_PRODUCTION] = "1"
     return env
 
 
@@ -269,12 +283,13 @@ def _run_children(
     pumps: list[threading.Thread] = []
     interrupted = False
     deadline = time.monotonic() + plan.profile.duration + STARTUP_GRACE + settings.stop_wait + STOP_GRACE
-    with _signals_as_interrupts():
+    with _signals_as_interrupts(), Lifeline() as lifeline:
         try:
             for index, command in enumerate(commands):
                 proc = subprocess.Popen(
                     command,
-                    env=env,
+                    env={**env, **lifeline.env},
+                    pass_fds=lifeline.pass_fds,
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.STDOUT,
@@ -383,7 +398,9 @@ def _final_sweep(target: Target, tag: str, emit: Output) -> SweepResult | None:
     try:
         result = sweep_run(target, credentials_of(target), tag)
     except KsentinelError as exc:
-        emit(f"ksentinel: clean-up of run {tag} failed: {exc}; run `ksentinel sweep --tag {tag}`")
+        emit(
+            f"ksentinel: clean-up of run {tag} failed: {exc}; run `ksentinel sweep --tag {tag} --older-than 0s`"
+        )
         return None
     if result.entries or result.tokens:
         emit(
@@ -391,6 +408,8 @@ def _final_sweep(target: Target, tag: str, emit: Output) -> SweepResult | None:
         )
     for error in result.errors:
         emit(f"ksentinel: clean-up could not remove {error}")
+    for note in result.incomplete:
+        emit(f"ksentinel: clean-up incomplete: {note}; run `ksentinel sweep --tag {tag} --older-than 0s`")
     return result
 
 

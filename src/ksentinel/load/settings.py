@@ -16,6 +16,8 @@ sets (``KSENTINEL_URL``, ``KSENTINEL_PARTNER_ID``, ``KSENTINEL_ADMIN_SECRET``, .
     KSENTINEL_LOAD_WORKERS       workers sharing an open model's arrival rate (default: --expect-workers)
     KSENTINEL_LOAD_PROGRESS      seconds between progress lines on the master (default 5, 0 = none)
     KSENTINEL_LOAD_STOP_WAIT     seconds the master waits for the workers' final stats (default 30)
+    KSENTINEL_LOAD_SETTLE        seconds after the users stopped when the run's tag is swept again
+                                 (default 2, 0 = once): creates still in flight, the search index lag
 
 so ``locust -f load/locustfile.py`` works on its own (web UI included) with the same variables.
 The names match the ``ksentinel load`` flags' variables (``KSENTINEL_LOAD_USERS`` is ``--users``).
@@ -32,6 +34,9 @@ from ksentinel.errors import ConfigError
 from ksentinel.load.profiles import Profile, load_profiles, parse_run_time
 
 PREFIX = "KSENTINEL_LOAD_"
+#: a direct ``locust -f load/locustfile.py`` run loads a production target only with this set to 1
+#: (``ksentinel load`` sets it for its children once ``--allow-production`` let the run through)
+ENV_ALLOW_PRODUCTION = "KSENTINEL_LOAD_ALLOW_PRODUCTION"
 ENV_PROFILE = "KSENTINEL_LOAD_PROFILE"
 ENV_PROFILES = "KSENTINEL_LOAD_PROFILES"
 ENV_USERS = "KSENTINEL_LOAD_USERS"
@@ -44,6 +49,7 @@ ENV_METRICS_HOST = "KSENTINEL_LOAD_METRICS_HOST"
 ENV_WORKERS = "KSENTINEL_LOAD_WORKERS"
 ENV_PROGRESS = "KSENTINEL_LOAD_PROGRESS"
 ENV_STOP_WAIT = "KSENTINEL_LOAD_STOP_WAIT"
+ENV_SETTLE = "KSENTINEL_LOAD_SETTLE"
 DEFAULT_PROFILE = "smoke"
 DEFAULT_METRICS_HOST = "127.0.0.1"
 
@@ -62,6 +68,7 @@ class LoadSettings:
     workers: int | None = None
     progress_interval: float = 5.0
     stop_wait: float = 30.0
+    settle: float = 2.0
 
     @classmethod
     def from_env(
@@ -79,6 +86,7 @@ class LoadSettings:
         summary = text(ENV_SUMMARY)
         progress = _float(text(ENV_PROGRESS), ENV_PROGRESS, allow_zero=True)
         stop_wait = _float(text(ENV_STOP_WAIT), ENV_STOP_WAIT)
+        settle = _float(text(ENV_SETTLE), ENV_SETTLE, allow_zero=True)
         return cls(
             profile=text(ENV_PROFILE) or DEFAULT_PROFILE,
             profiles_path=Path(profiles) if profiles else default_profiles,
@@ -92,6 +100,7 @@ class LoadSettings:
             workers=_int(text(ENV_WORKERS), ENV_WORKERS, minimum=1),
             progress_interval=5.0 if progress is None else progress,
             stop_wait=30.0 if stop_wait is None else stop_wait,
+            settle=2.0 if settle is None else settle,
         )
 
     def to_env(self) -> dict[str, str]:
@@ -109,6 +118,7 @@ class LoadSettings:
             ENV_WORKERS: str(self.workers) if self.workers is not None else None,
             ENV_PROGRESS: f"{self.progress_interval:g}",
             ENV_STOP_WAIT: f"{self.stop_wait:g}",
+            ENV_SETTLE: f"{self.settle:g}",
         }
         return {name: value for name, value in values.items() if value is not None}
 
