@@ -52,6 +52,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
+from tests.loopback import LoopbackProxy
+
 HOP_HEADERS = frozenset(
     {
         "connection",
@@ -72,7 +74,7 @@ MAX_BODY = 1024 * 1024
 CREATOR = {"name": "ksentinel-tests-har-recorder", "version": "1.0"}
 
 
-class Recorder:
+class Recorder(LoopbackProxy):
     """The proxy (``start``/``stop`` or a ``with`` block); ``url`` is where clients call it."""
 
     def __init__(
@@ -83,43 +85,13 @@ class Recorder:
         max_body: int = MAX_BODY,
         timeout: float = 60.0,
     ) -> None:
-        self.upstream = upstream_url.rstrip("/")
+        super().__init__(upstream_url, _Handler, name="har-recorder", timeout=timeout)
         self.max_entries = max_entries
         self.max_body = max_body
         self.dropped = 0
         self._entries: list[tuple[int, dict[str, Any]]] = []
         self._sequence = 0
         self._lock = threading.Lock()
-        self._client = httpx.Client(timeout=timeout, follow_redirects=False)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._server.daemon_threads = True
-        self._server.recorder = self  # type: ignore[attr-defined]
-        self.port = self._server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="har-recorder",
-            daemon=True,
-        )
-
-    # --- life cycle
-
-    def start(self) -> Recorder:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-        self._client.close()
-
-    def __enter__(self) -> Recorder:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # --- the HAR
 
@@ -385,7 +357,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: ThreadingHTTPServer
 
     def do_GET(self) -> None:
-        self.server.recorder.handle(self)  # type: ignore[attr-defined]
+        self.server.owner.handle(self)  # type: ignore[attr-defined]
 
     do_POST = do_HEAD = do_OPTIONS = do_PUT = do_PATCH = do_DELETE = do_GET
 

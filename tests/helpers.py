@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from ksentinel.kaltura import ks as ks_lib
 
@@ -97,3 +100,18 @@ def target_env(ref: Any, *, admin_secret: str | None = None) -> dict[str, str]:
         "KSENTINEL_PEER_PARTNER_ID": str(ref.p2.id),
         "KSENTINEL_PEER_ADMIN_SECRET": ref.p2.admin_secret,
     }
+
+
+#: The real Kaltura API schema the tests read (never copied into the project): beside the repository.
+REAL_SCHEMA_PATH = (
+    Path(__file__).resolve().parents[2] / "shared" / "data" / "kaltura-ovp-api-schema-22.15.0.xml"
+)
+
+
+def real_schema_path() -> Path:
+    """The real 22.15.0 schema (``$KSENTINEL_KALTURA_SCHEMA`` or ``shared/data/`` beside the repository);
+    the calling test is skipped, with the reason, where it is absent."""
+    path = Path(os.environ.get("KSENTINEL_KALTURA_SCHEMA") or REAL_SCHEMA_PATH)
+    if not path.is_file():
+        pytest.skip(f"real Kaltura schema not found at {path} (set KSENTINEL_KALTURA_SCHEMA)")
+    return path

@@ -42,9 +42,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-import httpx
-
 from ksentinel.kaltura.redact import mask_ks
+from tests.loopback import LoopbackProxy
 
 LIST_SERVICES = frozenset({"baseentry", "media"})
 WRITE_ACTIONS = frozenset(
@@ -230,7 +229,7 @@ def _document(content_type: str, body: bytes) -> _JsonDoc | _XmlDoc | None:
 # --- the proxy -----------------------------------------------------------------------------------
 
 
-class RealismProxy:
+class RealismProxy(LoopbackProxy):
     """The proxy server (``start``/``stop`` or a ``with`` block); ``url`` is where clients call it."""
 
     def __init__(
@@ -246,7 +245,7 @@ class RealismProxy:
         convert: bool = False,
         seed: int | None = None,
     ) -> None:
-        self.upstream = upstream_url.rstrip("/")
+        super().__init__(upstream_url, _Handler, name="realism-proxy", timeout=30.0)
         self.lag = lag
         self.lag_jitter = lag_jitter
         self.extra_fields = extra_fields
@@ -264,36 +263,6 @@ class RealismProxy:
         self._ghosts: dict[str, tuple[float, frozenset[str]]] = {}  # deleted id -> (until, signatures)
         self._playable: dict[str, bool] = {}
         self._cdn: dict[str, str] = {}  # token -> upstream path of the download
-        self._client = httpx.Client(timeout=30.0, follow_redirects=False)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._server.daemon_threads = True
-        self._server.proxy = self  # type: ignore[attr-defined]
-        self.port = self._server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="realism-proxy",
-            daemon=True,
-        )
-
-    # --- life cycle
-
-    def start(self) -> RealismProxy:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-        self._client.close()
-
-    def __enter__(self) -> RealismProxy:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # --- requests
 
@@ -518,7 +487,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: ThreadingHTTPServer
 
     def do_GET(self) -> None:
-        self.server.proxy.handle(self)  # type: ignore[attr-defined]
+        self.server.owner.handle(self)  # type: ignore[attr-defined]
 
     do_POST = do_HEAD = do_OPTIONS = do_GET
 

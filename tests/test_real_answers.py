@@ -11,7 +11,6 @@ without it the schema tests are skipped with the reason.
 from __future__ import annotations
 
 import json
-import os
 import xml.etree.ElementTree as ET
 from functools import cache
 from pathlib import Path
@@ -24,6 +23,7 @@ from ksentinel.kaltura.wire import xml_value
 from ksentinel.schema.model import Schema
 from ksentinel.schema.openapi import to_openapi
 from ksentinel.schema.xml import parse_schema
+from tests.helpers import real_schema_path
 from tests.real_answers import (
     DATA_DIR,
     JSON_FORMAT,
@@ -35,9 +35,6 @@ from tests.real_answers import (
     to_har,
 )
 
-DEFAULT_SCHEMA_PATH = (
-    Path(__file__).resolve().parents[2] / "shared" / "data" / "kaltura-ovp-api-schema-22.15.0.xml"
-)
 ANSWERS = load()
 IDS = [a.file for a in ANSWERS]
 EXCEPTION = "KalturaAPIException"
@@ -51,9 +48,7 @@ def _schema_and_document(path: str) -> tuple[Schema, dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def real(request: pytest.FixtureRequest) -> tuple[Schema, dict[str, Any]]:
-    path = Path(os.environ.get("KSENTINEL_KALTURA_SCHEMA") or DEFAULT_SCHEMA_PATH)
-    if not path.is_file():
-        pytest.skip(f"real Kaltura schema not found at {path} (set KSENTINEL_KALTURA_SCHEMA)")
+    path = real_schema_path()
     return _schema_and_document(str(path))
 
 

@@ -14,19 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import real_schema_path
 from tests.real_answers import load, mutate_rename, mutate_type, to_har
 
-DEFAULT_SCHEMA_PATH = (
-    Path(__file__).resolve().parents[2] / "shared" / "data" / "kaltura-ovp-api-schema-22.15.0.xml"
-)
 ANSWERS = load()
 
 
 @pytest.fixture(scope="module")
 def schema_file() -> Path:
-    path = Path(os.environ.get("KSENTINEL_KALTURA_SCHEMA") or DEFAULT_SCHEMA_PATH)
-    if not path.is_file():
-        pytest.skip(f"real Kaltura schema not found at {path} (set KSENTINEL_KALTURA_SCHEMA)")
+    path = real_schema_path()
     return path
 
 

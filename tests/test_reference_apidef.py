@@ -8,10 +8,8 @@ only read here, never copied into the project.
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 
@@ -28,10 +26,7 @@ from ksentinel.schema.model import (
     Schema,
     ServiceDef,
 )
-
-DEFAULT_SCHEMA_PATH = (
-    Path(__file__).resolve().parents[2] / "shared" / "data" / "kaltura-ovp-api-schema-22.15.0.xml"
-)
+from tests.helpers import real_schema_path
 
 
 def _names(text: str) -> list[str]:
@@ -235,9 +230,7 @@ def _action_key(action: ActionDef) -> tuple:
 
 @pytest.fixture(scope="module")
 def real_bytes() -> bytes:
-    path = Path(os.environ.get("KSENTINEL_KALTURA_SCHEMA") or DEFAULT_SCHEMA_PATH)
-    if not path.is_file():
-        pytest.skip(f"real Kaltura schema not found at {path} (set KSENTINEL_KALTURA_SCHEMA)")
+    path = real_schema_path()
     return path.read_bytes()
 
 

@@ -25,9 +25,9 @@ from ksentinel.reference.platform import Platform, PlatformConfig
 from ksentinel.reference.realism import Realism
 from ksentinel.reference.server import run_in_thread
 from tests.conftest import Reference, make_partners, partners_env, start_reference
-from tests.helpers import admin_ks, is_error, raw_call
+from tests.helpers import REAL_SCHEMA_PATH, admin_ks, is_error, raw_call
 
-REAL_SCHEMA = Path("/work/shared/data/kaltura-ovp-api-schema-22.15.0.xml")
+REAL_SCHEMA = REAL_SCHEMA_PATH
 PARTIAL, FULL = 1, 2
 
 

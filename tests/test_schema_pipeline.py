@@ -8,7 +8,6 @@ only read here, never copied into the project.
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
 from pathlib import Path
@@ -34,11 +33,8 @@ from ksentinel.schema.scope import DEFAULT_DESTRUCTIVE, Scope
 from ksentinel.schema.serialization import typed
 from ksentinel.schema.xml import MAX_SCHEMA_BYTES, parse_schema
 from tests.conftest import Reference
-from tests.helpers import admin_ks, is_error, raw_call, upload_entry
+from tests.helpers import admin_ks, is_error, raw_call, real_schema_path, upload_entry
 
-DEFAULT_SCHEMA_PATH = (
-    Path(__file__).resolve().parents[2] / "shared" / "data" / "kaltura-ovp-api-schema-22.15.0.xml"
-)
 COMPONENT_NAME = re.compile(r"^[a-zA-Z0-9.\-_]+$")
 REF = "#/components/schemas/"
 
@@ -48,9 +44,7 @@ REF = "#/components/schemas/"
 
 @pytest.fixture(scope="module")
 def real_bytes() -> bytes:
-    path = Path(os.environ.get("KSENTINEL_KALTURA_SCHEMA") or DEFAULT_SCHEMA_PATH)
-    if not path.is_file():
-        pytest.skip(f"real Kaltura schema not found at {path} (set KSENTINEL_KALTURA_SCHEMA)")
+    path = real_schema_path()
     return path.read_bytes()
 
 
@@ -406,7 +400,7 @@ def test_scope_from_mapping_validates_keys_and_values() -> None:
     bad = {
         "exlude": "unknown key 'exlude' in [contract]; did you mean 'exclude'?",
         "destructiv": "unknown key 'destructiv' in [contract]; did you mean 'destructive'?",
-        "checks": "unknown key 'checks' in [contract] (known keys: include, exclude, destructive)",
+        "checks": "unknown key 'checks' in [contract] (known keys: include, exclude, destructive, fuzz_include)",
     }
     for key, message in bad.items():
         with pytest.raises(ConfigError) as caught:

@@ -92,19 +92,25 @@ def scalar(value: Any, declared: str, enum: str | None = None) -> Any:
     return value
 
 
+def resolve(schema: Mapping[str, Any], components: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``schema`` with its ``$ref`` chain into ``#/components/schemas`` followed (``{}`` for a ref
+    elsewhere; at most 32 hops)."""
+    hops = 0
+    while "$ref" in schema and hops < 32:
+        ref = str(schema["$ref"])
+        if not ref.startswith(_REF_PREFIX):
+            return {}
+        schema = components.get(ref[len(_REF_PREFIX) :], {})
+        hops += 1
+    return schema
+
+
 class _Typer:
     def __init__(self, components: Mapping[str, Any]) -> None:
         self.components = components
 
     def resolve(self, schema: Mapping[str, Any]) -> Mapping[str, Any]:
-        hops = 0
-        while "$ref" in schema and hops < 32:
-            ref = str(schema["$ref"])
-            if not ref.startswith(_REF_PREFIX):
-                return {}
-            schema = self.components.get(ref[len(_REF_PREFIX) :], {})
-            hops += 1
-        return schema
+        return resolve(schema, self.components)
 
     def value(self, value: Any, schema: Mapping[str, Any], depth: int) -> Any:
         if depth > _MAX_DEPTH or not isinstance(schema, Mapping):
