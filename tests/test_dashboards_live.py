@@ -346,26 +346,35 @@ def test_prometheus_fires_kaltura_flow_failing_on_http_500(tmp_path: Path) -> No
         rules_are_healthy(http, url, count)
 
 
+#: the clean run: more room per run than TEST_CONFIG's 1.8 s, so a busy CI machine (two test workers
+#: next to this stack) slowing one cache run past its timeout is not read as a platform fault
+CLEAN_CONFIG = TEST_CONFIG.replace("interval = 2\ntimeout = 1.8", "interval = 3\ntimeout = 2.8")
+
+
 @pytest.mark.slow
 def test_prometheus_fires_nothing_on_a_clean_platform(tmp_path: Path) -> None:
-    with stack(tmp_path) as (url, count), httpx.Client(timeout=5) as http:
+    assert CLEAN_CONFIG != TEST_CONFIG
+    with stack(tmp_path, config=CLEAN_CONFIG) as (url, count), httpx.Client(timeout=5) as http:
         # wait until the probe series are in and every rule has evaluated over some seconds of data
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             runs = api(http, url, "query", query='sum(ksentinel_probe_runs_total{result="success"})')[
                 "result"
             ]
-            if runs and float(runs[0]["value"][1]) >= 40:
+            if runs and float(runs[0]["value"][1]) >= 30:
                 break
             time.sleep(0.5)
         else:
             pytest.fail("the probe runs never reached Prometheus")
         time.sleep(15)  # longer than the burn windows' short windows (10s) and every `for` (2s)
         alerts = api(http, url, "alerts")["alerts"]
-        assert alerts == [], alerts
+        # what the probe saw, should an alert have fired: the runs that did not succeed, by step and code
+        seen = api(http, url, "query", query='ksentinel_probe_runs_total{result!="success"} > 0')["result"]
+        steps = api(http, url, "query", query="ksentinel_probe_step_failures_total > 0")["result"]
+        assert alerts == [], (alerts, seen, steps)
         # ... and none fired at any time (ALERTS keeps the history)
         fired = api(http, url, "query", query='count_over_time(ALERTS{alertstate="firing"}[10m])')["result"]
-        assert fired == [], fired
+        assert fired == [], (fired, seen, steps)
         rules_are_healthy(http, url, count)
         # the probe's data reached the recording rules: the error budget is whole
         budget = api(http, url, "query", query="target_flow:ksentinel_probe_error_budget_remaining:ratio")

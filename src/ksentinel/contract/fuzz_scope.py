@@ -88,7 +88,6 @@ class FuzzPolicy:
 
     def reason(self, names: Sequence[str], action: str, service_actions: Iterable[str]) -> str | None:
         """Why ``action`` of the service called ``names`` (its name and id) is not fuzzed, or None."""
-        service = names[0]
         never = next((why for n in names if (why := never_by_default(n, action))), None)
         read = is_read(action) and never is None
         if self.read_only and not read:
@@ -97,7 +96,8 @@ class FuzzPolicy:
         if never is not None:
             if exact:
                 return None
-            return f"never fuzzed by default: {never} (name {service}.{action} in [contract] {FUZZ_KEY})"
+            # the reason names no action, so the summary groups every action it covers on one line
+            return f"never fuzzed by default: {never} (name each in [contract] {FUZZ_KEY})"
         if read:
             return None
         actions = set(service_actions)
@@ -105,10 +105,7 @@ class FuzzPolicy:
             return None
         if matched:
             return None
-        return (
-            f"not fuzzed by default: changes existing state or starts work "
-            f"(add {service}.{action} to [contract] {FUZZ_KEY})"
-        )
+        return f"not fuzzed by default: changes existing state or starts work (add it to [contract] {FUZZ_KEY})"
 
 
 def policy_for(scope: Any, target: Any = None) -> FuzzPolicy:
