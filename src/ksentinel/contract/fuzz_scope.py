@@ -105,7 +105,9 @@ class FuzzPolicy:
             return None
         if matched:
             return None
-        return f"not fuzzed by default: changes existing state or starts work (add it to [contract] {FUZZ_KEY})"
+        return (
+            f"not fuzzed by default: changes existing state or starts work (add it to [contract] {FUZZ_KEY})"
+        )
 
 
 def policy_for(scope: Any, target: Any = None) -> FuzzPolicy:
