@@ -197,7 +197,9 @@ scrape_configs:
   - job_name: ksentinel
     static_configs:
       - targets: ["{exporter_address}"]
-  - job_name: ksentinel_blackbox
+  - job_name: ksentinel_blackbox  # a flow run per scrape: more time than a /metrics scrape, as
+    scrape_interval: 3s           # blackbox_exporter users give probe jobs; a scrape abandoned at 1 s
+    scrape_timeout: 3s            # would find its pair still running (429) under a loaded machine
     metrics_path: /probe
     params:
       flow: [session]
