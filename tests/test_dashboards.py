@@ -182,12 +182,13 @@ def test_default_rules_are_the_classic_burn_windows(built: Any) -> None:
     for name in rules:
         if ":" in name:
             assert re.fullmatch(r"[a-z_]+:[a-z_]+:[a-z0-9_]+", name), name
-    # every alert: summary, description and a runbook link to its section
+    # every alert: summary and description; no runbook link without [dashboards] runbook_base_url
+    # (a relative one would be a dead link in Alertmanager and Grafana)
     for name in ALERT_NAMES:
         for rule in rules[name]:
-            assert rule.annotations["runbook_url"] == f"docs/runbooks.md#{name.lower()}"
+            assert set(rule.annotations) == {"summary", "description"}, rule.annotations
             assert rule.annotations["summary"] and rule.annotations["description"]
-            assert rule.grafana_annotations["runbook_url"] == rule.annotations["runbook_url"]
+            assert set(rule.grafana_annotations) == {"summary", "description"}
     # the Grafana copies are self-contained: no recorded series
     for name in ALERT_NAMES:
         for rule in rules[name]:
@@ -268,8 +269,72 @@ def test_grafana_alert_provisioning_shape(built: Any) -> None:
             assert query["model"]["refId"] == query["refId"]
         assert rule["data"][0]["datasourceUid"] == "ksentinel-prometheus"
         assert rule["noDataState"] == "OK" and rule["execErrState"] == "Error"
-        assert set(rule["annotations"]) == {"summary", "description", "runbook_url"}
+        assert set(rule["annotations"]) == {"summary", "description"}  # no runbook_base_url set
     assert b"&id" not in built.files[ALERTING_FILE]  # no YAML anchors
+
+
+RUNBOOK_BASE = "https://github.com/example/ksentinel/blob/main/docs/runbooks.md"
+
+
+def test_runbook_links_are_absolute_when_a_base_url_is_set(tmp_path: Path) -> None:
+    config = write_config(tmp_path, f'[dashboards]\nrunbook_base_url = "{RUNBOOK_BASE}"\n')
+    result = build(config, SUITE)
+    rules = rules_by_name(result.groups)
+    for name in ALERT_NAMES:
+        for rule in rules[name]:
+            assert rule.annotations["runbook_url"] == f"{RUNBOOK_BASE}#{name.lower()}"
+            assert rule.grafana_annotations["runbook_url"] == rule.annotations["runbook_url"]
+    # the same links in both generated files: the Prometheus rule file and Grafana's provisioning
+    prom = yaml.safe_load(result.files[RULES_FILE])
+    alerts = {r["alert"]: r for g in prom["groups"] for r in g["rules"] if "alert" in r}
+    assert alerts["KalturaFlowFailing"]["annotations"]["runbook_url"] == f"{RUNBOOK_BASE}#kalturaflowfailing"
+    grafana = yaml.safe_load(result.files[ALERTING_FILE])
+    links = {r["title"]: r["annotations"]["runbook_url"] for g in grafana["groups"] for r in g["rules"]}
+    assert len(links) == DEFAULT_RULES
+    assert links["KalturaProbeAbsent"] == f"{RUNBOOK_BASE}#kalturaprobeabsent"
+    assert all(link.startswith(RUNBOOK_BASE + "#") for link in links.values())
+    # each anchor is a section of docs/runbooks.md (GitHub's anchor of "## Name" is "#name")
+    headings = re.findall(r"^## (\S+)$", (REPO / "docs" / "runbooks.md").read_text(), re.MULTILINE)
+    anchors = {heading.lower() for heading in headings}
+    assert {link.split("#", 1)[1] for link in links.values()} <= anchors
+    # http works too (an internal wiki); surrounding blanks are dropped
+    settings = parse_settings({"runbook_base_url": " http://wiki.internal:8080/ops/runbooks "})
+    assert (
+        settings.runbook("KalturaProbeAbsent") == "http://wiki.internal:8080/ops/runbooks#kalturaprobeabsent"
+    )
+    assert parse_settings({}).runbook("KalturaProbeAbsent") is None
+    # ... and lint has nothing to warn about
+    report = lint(result, exported_names(), promtool="/bin/true")
+    assert report.ok and report.warnings == [], (report.problems, report.warnings)
+
+
+def test_no_runbook_base_url_is_a_lint_warning_not_an_error(built: Any, tmp_path: Path) -> None:
+    assert built.settings.runbook_base_url is None
+    assert b"runbook_url" not in built.files[RULES_FILE] + built.files[ALERTING_FILE]
+    report = lint(built, exported_names(), promtool="/bin/true")
+    assert report.ok, report.problems
+    assert len(report.warnings) == 1 and "runbook_base_url" in report.warnings[0]
+    # the command prints it as one warning line and still passes
+    runner = CliRunner()
+    env = {"KSENTINEL_CONFIG": "", "KSENTINEL_PROMTOOL": "/bin/true"}
+    result = runner.invoke(dashboards_group, ["--suite", str(SUITE), "lint"], env=env)
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "no runbook_url annotation" in warnings[0], result.output
+    assert "[dashboards] runbook_base_url" in warnings[0]
+    config = tmp_path / "ksentinel.toml"
+    config.write_text(f'[dashboards]\nrunbook_base_url = "{RUNBOOK_BASE}"\n')
+    result = runner.invoke(
+        dashboards_group, ["--config", str(config), "--suite", str(SUITE), "lint"], env=env
+    )
+    assert result.exit_code == 0, result.output
+    assert "warning:" not in result.output
+    # with a base URL set, an alert that lost its link is a problem
+    rules = rules_by_name(build(load_config(config), SUITE).groups)
+    assert rules["KalturaFlowFailing"][0].annotations["runbook_url"]
+    stripped = replace(built, settings=replace(built.settings, runbook_base_url=RUNBOOK_BASE))
+    report = lint(stripped, exported_names(), promtool="/bin/true")
+    assert any("KalturaFlowFailing: no runbook_url annotation" in p for p in report.problems), report.problems
 
 
 def test_test_configuration_shortens_for_and_windows(tmp_path: Path) -> None:
@@ -308,6 +373,21 @@ def test_test_configuration_shortens_for_and_windows(tmp_path: Path) -> None:
         ),
         ({"folder": "a b"}, "dashboards.folder: a Grafana uid uses at most 40 letters"),
         ({"prometheus_url": ""}, "dashboards.prometheus_url: expected a non-empty string"),
+        (
+            {"runbook_base_url": "docs/runbooks.md"},
+            'dashboards.runbook_base_url: expected an absolute http(s) URL like "https://',
+        ),
+        (
+            {"runbook_base_url": "ftp://example.com/runbooks.md"},
+            'expected an absolute http(s) URL like "https://github.com/ORG/ksentinel/blob/main/docs/'
+            'runbooks.md", got "ftp://example.com/runbooks.md"',
+        ),
+        ({"runbook_base_url": "https:///runbooks.md"}, "dashboards.runbook_base_url: expected an absolute"),
+        ({"runbook_base_url": "https://exa mple.com/r.md"}, "(no spaces)"),
+        ({"runbook_base_url": "https://example.com/r.md#x"}, "without a '#fragment'"),
+        ({"runbook_base_url": "http://[::1/r.md"}, "dashboards.runbook_base_url: expected an absolute"),
+        ({"runbook_base_url": 5}, "dashboards.runbook_base_url: expected a non-empty string, got 5"),
+        ({"runbook_url": "docs/runbooks.md"}, "dashboards.runbook_url: renamed to runbook_base_url"),
     ],
 )
 def test_bad_dashboards_settings_are_one_line_errors(table: dict[str, Any], message: str) -> None:

@@ -42,8 +42,10 @@ SUITE = REPO / "dashboards"
 START_TIMEOUT = 60.0
 _LISTENING = re.compile(r"listening on (http://\S+)")
 
+# alerts link their runbook section under this base URL
+RUNBOOKS = "https://github.com/example/ksentinel/blob/main/docs/runbooks.md"
 # the test configuration: every probe flow each 2s, alerts after 2s, SLO windows of seconds
-TEST_CONFIG = """
+TEST_CONFIG = f"""
 [probes]
 flows = ["session", "list", "cache", "delete"]
 interval = 2
@@ -62,6 +64,7 @@ probe_absent_for = "1m"  # Prometheus evaluates before its first scrape: no data
 interval = "1s"
 min_rate_window = "10s"
 cache_window = "30s"
+runbook_base_url = "{RUNBOOKS}"
 """
 
 
@@ -341,7 +344,7 @@ def test_prometheus_fires_kaltura_flow_failing_on_http_500(tmp_path: Path) -> No
         alert = firing[0]
         assert alert["labels"]["severity"] == "page" and alert["labels"]["target"] == "embedded"
         assert alert["labels"]["flow"] in {"session", "list", "cache", "delete"}
-        assert alert["annotations"]["runbook_url"] == "docs/runbooks.md#kalturaflowfailing"
+        assert alert["annotations"]["runbook_url"] == f"{RUNBOOKS}#kalturaflowfailing"
         assert alert["annotations"]["summary"] == f"Flow {alert['labels']['flow']} on embedded is failing."
         rules_are_healthy(http, url, count)
 
@@ -408,7 +411,7 @@ def test_prometheus_tickets_a_wrong_secret_and_pages_nothing(
             assert {a["labels"]["flow"] for a in firing} == {"session", "list", "cache", "delete"}, alerts
             alert = firing[0]
             assert alert["labels"]["severity"] == "ticket" and alert["labels"]["target"] == "wrong"
-            assert alert["annotations"]["runbook_url"] == "docs/runbooks.md#kalturaprobemisconfigured"
+            assert alert["annotations"]["runbook_url"] == f"{RUNBOOKS}#kalturaprobemisconfigured"
             time.sleep(12)  # longer than the burn windows' short windows (10s) and every `for` (2s)
             runs = api(http, url, "query", query='sum(ksentinel_probe_runs_total{result="error"})')["result"]
             assert runs and float(runs[0]["value"][1]) >= 20, runs

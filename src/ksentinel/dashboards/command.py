@@ -82,6 +82,8 @@ def lint_command(ctx: click.Context) -> None:
     report = lint(_build(ctx), exported_names())
     for note in report.notes:
         click.echo(f"note: {note}", err=True)
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
     for problem in report.problems:
         click.echo(problem)
     if report.problems:

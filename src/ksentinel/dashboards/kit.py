@@ -200,4 +200,7 @@ def make_dashboard(
         timezone="browser",
         editable=False,
         graphTooltip=1,
+        # the dashboards declare schemaVersion 12 (grafanalib's); Grafana's version-14 migration sets
+        # graphTooltip from sharedCrosshair, so without it the shared crosshair is switched off on load
+        sharedCrosshair=True,
     ).auto_panel_ids()

@@ -6,7 +6,9 @@
 - every series an expression reads is exported by the probe or the load exporter, or recorded by
   a generated recording rule;
 - every panel has a title and a unit and reads from the ``${datasource}`` variable;
-- every alert has ``summary``, ``description`` and ``runbook_url`` annotations.
+- every alert has ``summary``, ``description`` and ``runbook_url`` annotations; without
+  ``[dashboards] runbook_base_url`` alerts carry no ``runbook_url``, and the report warns about it
+  (a warning, not a problem: the rules work, only the link is missing).
 
 Without ``promtool`` (Debian's ``prometheus`` package) expressions get only a structural check and
 the report says so.
@@ -31,6 +33,11 @@ __all__ = ["Expression", "LintReport", "expressions", "find_promtool", "lint", "
 
 ENV_PROMTOOL = "KSENTINEL_PROMTOOL"
 REQUIRED_ANNOTATIONS = ("summary", "description", "runbook_url")
+NO_RUNBOOK_WARNING = (
+    "alerts carry no runbook_url annotation: set [dashboards] runbook_base_url to the absolute URL of "
+    "docs/runbooks.md (e.g. https://github.com/ORG/ksentinel/blob/main/docs/runbooks.md) so that "
+    "Alertmanager and Grafana link each alert to its runbook"
+)
 PROMTOOL_TIMEOUT = 60.0
 _LABEL_VALUES = re.compile(r"^\s*label_values\((.*),\s*[A-Za-z_][A-Za-z0-9_]*\s*\)\s*$", re.DOTALL)
 
@@ -46,6 +53,7 @@ class Expression:
 class LintReport:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # worth fixing, but not a failure
     checked: int = 0
 
     @property
@@ -147,11 +155,15 @@ def _check_panels(result: Build, report: LintReport) -> None:
 
 
 def _check_alerts(result: Build, report: LintReport) -> None:
+    required = REQUIRED_ANNOTATIONS
+    if result.settings.runbook_base_url is None:
+        report.warnings.append(NO_RUNBOOK_WARNING)
+        required = tuple(key for key in required if key != "runbook_url")
     for group in result.groups:
         for rule in group.rules:
             if not rule.alert:
                 continue
-            for key in REQUIRED_ANNOTATIONS:
+            for key in required:
                 if not rule.annotations.get(key) or not rule.grafana_annotations.get(key):
                     report.problems.append(f"{RULES_FILE}: alert {rule.title}: no {key} annotation")
 

@@ -445,7 +445,10 @@ def _alert(
     *,
     value_format: str = "humanizePercentage",
 ) -> Rule:
+    # an absolute link to the alert's section of runbooks.md, or none: Alertmanager and Grafana open
+    # runbook_url as it is, so a path relative to this repository would be a dead link
     runbook = settings.runbook(name)
+    link = {"runbook_url": runbook} if runbook else {}
     prom_value = f"{{{{ $value | {value_format} }}}}"
     grafana_value = f"{{{{ $values.B.Value | {value_format} }}}}"
     return Rule(
@@ -459,12 +462,12 @@ def _alert(
         annotations={
             "summary": summary,
             "description": description.replace("{VALUE}", prom_value),
-            "runbook_url": runbook,
+            **link,
         },
         grafana_annotations={
             "summary": summary,
             "description": description.replace("{VALUE}", grafana_value),
-            "runbook_url": runbook,
+            **link,
         },
     )
 

@@ -11,7 +11,9 @@ the alerts around them behave and where Grafana finds things::
     probe_absent_for = "10m"         # KalturaProbeAbsent: no probe series this long (beats `for`)
     cache_window = "30m"             # window of the cache hit ratio and stale-read alerts
     cache_hit_ratio_min = 0.05       # KalturaCacheHitRatioLow below this share of hits (probe reads)
-    runbook_url = "docs/runbooks.md" # each alert links <runbook_url>#<alertname in lower case>
+    runbook_base_url = "https://github.com/ORG/ksentinel/blob/main/docs/runbooks.md"
+                                     # each alert links <runbook_base_url>#<alertname in lower case>;
+                                     # unset: no runbook_url annotation (lint warns)
     folder = "ksentinel"             # Grafana folder (title and uid) of dashboards and alert rules
     datasource_uid = "ksentinel-prometheus"
     datasource_name = "ksentinel Prometheus"
@@ -19,6 +21,8 @@ the alerts around them behave and where Grafana finds things::
     dashboards_path = "/var/lib/grafana/dashboards/ksentinel"  # where Grafana reads the JSON files
 
 Every key is optional; a bad key or value is a one-line :class:`~ksentinel.errors.ConfigError`.
+``runbook_base_url`` must be an absolute ``http``/``https`` URL: Alertmanager and Grafana open the
+link as it is, so a path relative to this repository would lead nowhere.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from ksentinel.config.values import describe as _describe
 from ksentinel.errors import ConfigError
@@ -46,7 +51,7 @@ _DURATION_KEYS = (
     "cache_window",
 )
 _TEXT_KEYS = (
-    "runbook_url",
+    "runbook_base_url",
     "folder",
     "datasource_uid",
     "datasource_name",
@@ -54,6 +59,11 @@ _TEXT_KEYS = (
     "dashboards_path",
 )
 KEYS = (*_DURATION_KEYS, "cache_hit_ratio_min", *_TEXT_KEYS)
+RUNBOOK_EXAMPLE = "https://github.com/ORG/ksentinel/blob/main/docs/runbooks.md"
+_RENAMED = {
+    "runbook_url": "renamed to runbook_base_url, an absolute http(s) URL of runbooks.md "
+    f'(e.g. "{RUNBOOK_EXAMPLE}"): alerts link <runbook_base_url>#<alertname in lower case>',
+}
 
 
 @dataclass(frozen=True)
@@ -67,7 +77,7 @@ class DashboardSettings:
     probe_absent_for: float | None = None  # None: `for`, else 10m
     cache_window: float = 1800.0
     cache_hit_ratio_min: float = 0.05
-    runbook_url: str = "docs/runbooks.md"
+    runbook_base_url: str | None = None  # None: alerts carry no runbook_url annotation
     folder: str = "ksentinel"
     datasource_uid: str = "ksentinel-prometheus"
     datasource_name: str = "ksentinel Prometheus"
@@ -80,8 +90,11 @@ class DashboardSettings:
             return own
         return natural if self.for_override is None else self.for_override
 
-    def runbook(self, alert: str) -> str:
-        return f"{self.runbook_url}#{alert.lower()}"
+    def runbook(self, alert: str) -> str | None:
+        """The runbook link of ``alert`` (its section of runbooks.md), ``None`` without a base URL."""
+        if self.runbook_base_url is None:
+            return None
+        return f"{self.runbook_base_url}#{alert.lower()}"
 
 
 def parse_settings(raw: Mapping[str, Any] | None, *, source: str = "ksentinel.toml") -> DashboardSettings:
@@ -89,6 +102,8 @@ def parse_settings(raw: Mapping[str, Any] | None, *, source: str = "ksentinel.to
     table = dict(raw or {})
     values: dict[str, Any] = {}
     for key in table:
+        if key in _RENAMED:
+            raise ConfigError(f"{source}: dashboards.{key}: {_RENAMED[key]}")
         if key not in KEYS:
             hint = difflib.get_close_matches(str(key), KEYS, n=1, cutoff=0.6)
             suggestion = f"; did you mean '{hint[0]}'?" if hint else f" (known: {', '.join(KEYS)})"
@@ -117,8 +132,29 @@ def parse_settings(raw: Mapping[str, Any] | None, *, source: str = "ksentinel.to
                     f"{source}: dashboards.{key}: a Grafana uid uses at most 40 letters, digits, '-' "
                     f"and '_', got {_describe(value)}"
                 )
+            if key == "runbook_base_url":
+                _check_runbook_base_url(value.strip(), f"{source}: dashboards.{key}")
             values[key] = value.strip()
     return DashboardSettings(**values)
+
+
+def _check_runbook_base_url(value: str, where: str) -> None:
+    """An absolute http(s) URL with a host, no fragment (the alert's anchor is appended) and no spaces."""
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:
+        parts, host = None, None
+    expected = f'expected an absolute http(s) URL like "{RUNBOOK_EXAMPLE}"'
+    if parts is None or parts.scheme.lower() not in ("http", "https") or not host:
+        raise ConfigError(f"{where}: {expected}, got {_describe(value)}")
+    if any(ch.isspace() for ch in value):
+        raise ConfigError(f"{where}: {expected} (no spaces), got {_describe(value)}")
+    if "#" in value:
+        raise ConfigError(
+            f"{where}: {expected} without a '#fragment' (each alert appends its own anchor), "
+            f"got {_describe(value)}"
+        )
 
 
 def format_duration(seconds: float) -> str:
