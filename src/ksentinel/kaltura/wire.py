@@ -91,6 +91,36 @@ def _flatten_into(out: list[tuple[str, str]], name: str, value: Any) -> None:
         out.append((name, _scalar(value)))
 
 
+_BRACKETS = re.compile(r"\[([^\]]*)\]")
+#: deeper keys are cut here: nothing Kaltura declares nests this far
+MAX_KEY_DEPTH = 32
+
+
+def split_key(key: str) -> list[str]:
+    """A flattened parameter name as its path: ``a:b:c`` or ``a[b][c]`` -> ``["a", "b", "c"]``."""
+    if "[" in key and key.endswith("]"):
+        head = key[: key.index("[")]
+        return [head, *_BRACKETS.findall(key[len(head) :])][:MAX_KEY_DEPTH]
+    return key.split(":")[:MAX_KEY_DEPTH]
+
+
+def unflatten(pairs: Iterable[tuple[str, Any]], into: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The inverse of :func:`flatten`: flat ``a:b=v`` pairs regrouped into nested dicts (later pairs
+    win), as the server reads a form or query string."""
+    root: dict[str, Any] = {} if into is None else into
+    for key, value in pairs:
+        parts = split_key(str(key))
+        node = root
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        node[parts[-1]] = value
+    return root
+
+
 def flatten(params: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Kaltura's flattened form: ``filter:objectType=..``, ``list:0:prop``, ``list:-``, ``x__null``.
 

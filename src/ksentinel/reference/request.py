@@ -7,8 +7,6 @@ Parameters are merged (later wins): body < uploaded files < query string < path 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +14,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
-_BRACKETS = re.compile(r"\[([^\]]*)\]")
+from ksentinel.kaltura.wire import unflatten
 
 
 class BodyTooLarge(Exception):
@@ -38,30 +36,6 @@ class ParsedRequest:
     files: dict[str, UploadedFile] = field(default_factory=dict)
     path_service: str | None = None
     path_action: str | None = None
-
-
-def split_key(key: str) -> list[str]:
-    """``a:b:c`` or ``a[b][c]`` -> ``["a", "b", "c"]``."""
-    if "[" in key and key.endswith("]"):
-        head = key[: key.index("[")]
-        return [head, *_BRACKETS.findall(key[len(head) :])]
-    return key.split(":")
-
-
-def unflatten(pairs: Iterable[tuple[str, Any]], into: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Regroup flat ``a:b=v`` pairs into nested dicts (later pairs win)."""
-    root: dict[str, Any] = {} if into is None else into
-    for key, value in pairs:
-        parts = split_key(str(key))
-        node = root
-        for part in parts[:-1]:
-            child = node.get(part)
-            if not isinstance(child, dict):
-                child = {}
-                node[part] = child
-            node = child
-        node[parts[-1]] = value
-    return root
 
 
 def merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ksentinel.kaltura.redact import looks_like_ks
+from ksentinel.kaltura.wire import split_key, unflatten
 from ksentinel.traffic.har import Exchange
 
 MAX_SUBCALLS = 500
@@ -28,7 +29,6 @@ MAX_DEPTH = 32
 MAX_PARAMS = 20_000
 SECRET_KEYS = frozenset({"secret", "adminsecret", "usersecret", "password", "newpassword", "oldpassword"})
 _RESULT_REF = re.compile(r"\{[0-9]+:result")
-_BRACKETS = re.compile(r"\[([^\[\]]*)\]")
 
 
 @dataclass
@@ -114,7 +114,7 @@ def parse_request(exchange: Exchange) -> ApiRequest | None:
         format=str(params.get("format") or "").strip(),
     )
     for key, value in [*query, *path_pairs]:
-        last = _key_path(key)[-1].lower() if _key_path(key) else ""
+        last = split_key(key)[-1].lower() if split_key(key) else ""
         if value and not _RESULT_REF.search(value) and (last == "ks" or last in SECRET_KEYS):
             request.in_url.append(key)
     _collect_sensitive(request, params, exchange)
@@ -205,26 +205,8 @@ def multipart_fields(body: bytes, content_type: str) -> list[tuple[str, str]] | 
     return fields
 
 
-def _key_path(key: str) -> list[str]:
-    """``a:b:0`` and ``a[b][0]`` as ``["a", "b", "0"]``."""
-    if "[" in key and key.endswith("]"):
-        head = key.split("[", 1)[0]
-        key = ":".join([head, *_BRACKETS.findall(key[len(head) :])])
-    return key.split(":")[:MAX_DEPTH]
-
-
 def _put(params: dict[str, Any], key: str, value: Any) -> None:
-    parts = _key_path(key)
-    if not parts:
-        return
-    node = params
-    for part in parts[:-1]:
-        child = node.get(part)
-        if not isinstance(child, dict):
-            child = {}
-            node[part] = child
-        node = child
-    node[parts[-1]] = value
+    unflatten([(key, value)], params)
 
 
 # ---- multirequest -------------------------------------------------------------------------------------
