@@ -247,8 +247,12 @@ def test_prometheus_sees_probe_results_and_a_stopped_platform(stack: dict[str, A
     def one(promql: str) -> bool:
         return bool(query(http, prometheus, promql))
 
-    wait_until(lambda: one('ksentinel_probe_success{flow="upload"} == 1'), 30, "upload == 1 in Prometheus")
-    assert one('ksentinel_probe_success{target="ref",flow="upload"} == 1')
+    # (one wait, no second look: on a loaded machine one upload run past its 2 s timeout may follow)
+    wait_until(
+        lambda: one('ksentinel_probe_success{target="ref",flow="upload"} == 1'),
+        30,
+        "upload == 1 in Prometheus",
+    )
     # the stale-cache platform: the cache flow fails, the session flow does not
     wait_until(
         lambda: (
