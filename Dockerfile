@@ -18,9 +18,14 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 
 WORKDIR /src
-# Only what the wheel is built from (pyproject.toml names README.md and LICENSE).
+# Only what the wheel is built from (pyproject.toml names README.md and LICENSE; the suites are the
+# wheel's package data).
 COPY pyproject.toml README.md LICENSE ./
 COPY src ./src
+COPY contracts ./contracts
+COPY load ./load
+COPY dashboards ./dashboards
+COPY probes ./probes
 # `pip wheel .` builds ksentinel's wheel with hatchling (in pip's isolated build environment) and
 # puts the wheels of every dependency beside it: the runtime stage installs from here, offline.
 RUN python -m pip wheel --wheel-dir /wheels . \
@@ -60,16 +65,13 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /wheels ksentinel \
     && ksentinel --version
 
-# The suite folders the commands look for in the working directory (load/locustfile.py and
-# load/profiles.toml, contracts/, dashboards/*.dashboard.py, probes/probes.toml). They are not in the
-# wheel yet. The user owns the folder: reports/, dashboards/build/ and .ksentinel/ are written here.
+# The working directory belongs to the image's user: reports/, dashboards/build/ and .ksentinel/ are
+# written here. `ksentinel init` copies the suites shipped in the wheel into it (contracts/, load/,
+# dashboards/, probes/ and a commented ksentinel.toml), so a bind mount or a derived image can
+# replace one of them; without them every command would use the wheel's copy just the same.
 WORKDIR /opt/ksentinel
-COPY --chown=10001:10001 contracts ./contracts
-COPY --chown=10001:10001 load ./load
-COPY --chown=10001:10001 dashboards ./dashboards
-COPY --chown=10001:10001 probes ./probes
-
 USER 10001:10001
+RUN ksentinel init /opt/ksentinel
 
 # 9464: the probe exporter (/metrics, /probe, /-/healthy, /-/ready); 5557: Locust's master, which the
 # workers connect to; 8089: Locust's web UI.

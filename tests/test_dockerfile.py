@@ -3,8 +3,8 @@
 No container engine runs here, so the image itself is never built. The fast tests read the
 Dockerfile's structure: stages and pinned bases, the non-root user, the ports, the health check, the
 entrypoint. The slow one does what the stages do, in a fresh virtual environment instead of an
-image: build the wheel, install it with its dependencies, run ``ksentinel`` from there, lay out the
-suite folders as the runtime stage copies them, start ``probe serve`` in them with the image's
+image: build the wheel, install it with its dependencies, run ``ksentinel`` from there, copy the
+suites out of the wheel as the runtime stage's ``ksentinel init`` does, start ``probe serve`` in them with the image's
 environment (listening on loopback here), and run the HEALTHCHECK's own command against it: it
 passes while the exporter serves and fails once it is gone.
 """
@@ -183,11 +183,23 @@ def test_ports_and_listen_address(parser: DockerfileParser, final: Stage) -> Non
     assert {o.envvar for o in serve_command.params if o.name == "listen"} == {"KSENTINEL_PROBE_LISTEN"}
 
 
-def test_workdir_holds_the_suite_folders(final: Stage) -> None:
-    assert final.last("WORKDIR") == "/opt/ksentinel"
-    copied = {dest.rstrip("/").removeprefix("./"): sources for sources, dest in copies(final)}
-    for folder in SUITE:
-        assert copied.get(folder) == [folder], f"COPY {folder} ./{folder} into the working directory"
+def init_steps(final: Stage) -> list[str]:
+    """The final stage's ``ksentinel init DIR`` runs: the wheel's suites copied into the working directory."""
+    return [run for run in final.values("RUN") if run.split()[:2] == ["ksentinel", "init"]]
+
+
+def test_the_suites_come_from_the_wheel(stages: list[Stage], final: Stage) -> None:
+    builder = stages[0]
+    copied_to_builder = {p.rstrip("/").removeprefix("./") for s, d in copies(builder) for p in s}
+    assert set(SUITE) <= copied_to_builder, "the builder builds the wheel with its suites (package data)"
+    assert not copies(final), "the runtime stage takes nothing from the build context: the wheel has it all"
+    workdir = final.last("WORKDIR")
+    assert workdir == "/opt/ksentinel"
+    (init,) = init_steps(final)
+    assert init.split()[2:] == [workdir], "the suites are copied into the working directory"
+    # run as the image's user (it owns the copies), after the install step
+    order = [(i["instruction"], i["value"]) for i in final.instructions]
+    assert order.index(("USER", final.last("USER"))) < order.index(("RUN", init))
     for path in ("load/locustfile.py", "load/profiles.toml", "probes/probes.toml", "contracts/pytest.ini"):
         assert (ROOT / path).is_file(), path
 
@@ -260,13 +272,18 @@ def test_install_steps_and_health_check(parser: DockerfileParser, final: Stage, 
         KSENTINEL_PROBE_LISTEN=f"127.0.0.1:{port}",
         KSENTINEL_LOAD_METRICS_HOST="127.0.0.1",
     )
-    # WORKDIR /opt/ksentinel with the suite folders the runtime stage copies
+    # WORKDIR /opt/ksentinel, with the suites as the runtime stage's `ksentinel init` copies them
     workdir = tmp_path / "opt-ksentinel"
-    for sources, dest in copies(final):
-        for source in sources:
-            shutil.copytree(
-                ROOT / source, workdir / dest, ignore=shutil.ignore_patterns("__pycache__", "build")
-            )
+    workdir.mkdir()
+    for init in init_steps(final):  # the RUN as written, with this folder for /opt/ksentinel
+        argv = [str(bin_dir / "ksentinel"), *init.split()[1:]]
+        _run(
+            [str(workdir) if a == final.last("WORKDIR") else a for a in argv],
+            env=env,
+            cwd=workdir,
+            timeout=60,
+        )
+    assert (workdir / "probes" / "probes.toml").is_file()
 
     location = _run(
         [str(python), "-c", "import ksentinel; print(ksentinel.__file__)"], env=env, cwd=workdir, timeout=60

@@ -20,6 +20,7 @@ from ksentinel.cli_target import TargetSelection, check_faults, config_group, fa
 from ksentinel.dashboards.command import dashboards_group
 from ksentinel.demo.command import demo_command
 from ksentinel.errors import ConfigError, KsentinelError
+from ksentinel.init_command import init_command
 from ksentinel.kaltura.redact import install_log_redaction
 from ksentinel.load.command import load_command
 from ksentinel.probe.command import probe_group
@@ -432,6 +433,7 @@ main.add_command(load_command, "load")
 main.add_command(probe_group)
 main.add_command(selftest_command, "selftest")
 main.add_command(check_traffic, "check-traffic")
+main.add_command(init_command, "init")
 
 
 if __name__ == "__main__":  # pragma: no cover

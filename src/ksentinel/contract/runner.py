@@ -55,16 +55,10 @@ class ContractOutcome:
 
 
 def find_suite(suite: Path | None) -> Path:
-    """The contract suite folder: ``--suite``, else ``./contracts``, else the one shipped beside the package."""
-    candidates = (
-        [suite] if suite else [Path.cwd() / "contracts", Path(__file__).resolve().parents[3] / "contracts"]
-    )
-    for candidate in candidates:
-        if candidate is not None and (candidate / "conftest.py").exists():
-            return candidate.resolve()
-    raise ConfigError(
-        f"no contract suite found (looked for {', '.join(str(c) for c in candidates if c)}); use --suite DIR"
-    )
+    """The contract suite folder: ``--suite``, else ``./contracts``, else the one shipped with ksentinel."""
+    from ksentinel.suites import find_suite as find
+
+    return find("contracts", suite).path
 
 
 def credentials_of(target: Target) -> Credentials:

@@ -12,7 +12,6 @@ import click
 from ksentinel.cli_errors import OneLineErrorGroup
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-DEFAULT_SUITE = Path("dashboards")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -37,7 +36,7 @@ def dashboards_group(ctx: click.Context, config_path: Path | None, suite: Path |
     """Grafana dashboards and alert rules as code: generated from dashboards/ and [slo]."""
     ctx.ensure_object(dict)
     ctx.obj["dashboards_config"] = config_path
-    ctx.obj["dashboards_suite"] = suite or DEFAULT_SUITE
+    ctx.obj["dashboards_suite"] = suite
 
 
 def _build(ctx: click.Context) -> Any:
@@ -45,7 +44,14 @@ def _build(ctx: click.Context) -> Any:
     from ksentinel.dashboards.build import build
 
     config = load_config(ctx.obj.get("dashboards_config"))
-    return build(config, ctx.obj["dashboards_suite"])
+    return build(config, _suite(ctx).path)
+
+
+def _suite(ctx: click.Context) -> Any:
+    """``--suite``, else ``./dashboards``, else the dashboards shipped with ksentinel (``FoundSuite``)."""
+    from ksentinel.suites import find_suite
+
+    return find_suite("dashboards", ctx.obj.get("dashboards_suite"))
 
 
 @dashboards_group.command("build")
@@ -54,7 +60,7 @@ def _build(ctx: click.Context) -> Any:
     type=click.Path(file_okay=False, path_type=Path),
     envvar="KSENTINEL_DASHBOARDS_OUT",
     show_envvar=True,
-    help="Output folder [default: <suite>/build, i.e. dashboards/build].",
+    help="Output folder [default: <suite>/build; dashboards/build here when the suite is the shipped one].",
 )
 @click.pass_context
 def build_command(ctx: click.Context, out: Path | None) -> None:
@@ -62,7 +68,9 @@ def build_command(ctx: click.Context, out: Path | None) -> None:
     from ksentinel.dashboards.build import write_build
 
     result = _build(ctx)
-    target = out or ctx.obj["dashboards_suite"] / "build"
+    suite = _suite(ctx)
+    # never into the installed package: the shipped suite builds into ./dashboards/build
+    target = out or (Path("dashboards") if suite.shipped else suite.path) / "build"
     written = write_build(result, target)
     alerts = sum(1 for group in result.groups for rule in group.rules if rule.alert)
     records = sum(1 for group in result.groups for rule in group.rules if rule.record)

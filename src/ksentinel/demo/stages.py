@@ -179,13 +179,12 @@ def probe_stage(run: DemoRun, report: RunReport, tick: Tick) -> Stage:
 def dashboards_stage(run: DemoRun, report: RunReport, tick: Tick) -> Stage:
     """The dashboards and alert rules, built from the same configuration into ``<out>/dashboards``."""
     from ksentinel.dashboards.build import build, write_build
-    from ksentinel.dashboards.command import DEFAULT_SUITE
     from ksentinel.report.dashboards_section import dashboards_section
+    from ksentinel.suites import find_suite
 
     started = time.monotonic()
     out = run.out / "dashboards"
-    suite = DEFAULT_SUITE if DEFAULT_SUITE.is_dir() else Path(__file__).resolve().parents[3] / "dashboards"
-    result = build(run.config, suite)
+    result = build(run.config, find_suite("dashboards").path)
     written = write_build(result, out)
     report.dashboards = dashboards_section(result, out, run.out)
     section = report.dashboards

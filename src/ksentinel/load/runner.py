@@ -97,13 +97,10 @@ class LoadPlan:
 
 
 def find_suite(suite: Path | None) -> Path:
-    """The load suite folder: ``suite``, else ``./load``, else the one shipped beside the package."""
-    candidates = [suite] if suite else [Path.cwd() / "load", Path(__file__).resolve().parents[3] / "load"]
-    for candidate in candidates:
-        if candidate is not None and (candidate / "locustfile.py").is_file():
-            return candidate.resolve()
-    looked = ", ".join(str(c) for c in candidates if c)
-    raise ConfigError(f"no load suite found (looked for locustfile.py in {looked}); use --suite DIR")
+    """The load suite folder: ``suite``, else ``./load``, else the one shipped with ksentinel."""
+    from ksentinel.suites import find_suite as find
+
+    return find("load", suite).path
 
 
 def plan_load(
