@@ -46,8 +46,12 @@ DEPLOY = REPO / "deploy" / "kubernetes"
 DATA = Path(__file__).resolve().parent / "data" / "kubernetes"
 KUBERNETES_VERSION = "1.29"
 BASES = ("base/probe", "base/load", "base/dashboards")
-OVERLAYS = ("overlays/staging", "overlays/production")
-NAMESPACES = {"overlays/staging": "ksentinel-staging", "overlays/production": "ksentinel"}
+OVERLAYS = ("overlays/staging", "overlays/production", "overlays/fleet")
+NAMESPACES = {
+    "overlays/staging": "ksentinel-staging",
+    "overlays/production": "ksentinel",
+    "overlays/fleet": "ksentinel-fleet",
+}
 #: objects a kustomization refers to without holding them: base/load uses base/probe's ConfigMap
 #: and Secret; production's Secret comes from a secret manager
 EXTERNAL = {
@@ -431,6 +435,42 @@ def test_production_is_read_only_capped_and_without_load_or_placeholder_secret()
     assert only(production, "Deployment", "ksentinel-probe")["spec"]["replicas"] == 2
     assert only(staging, "Deployment", "ksentinel-probe")["spec"]["replicas"] == 1
     assert only(staging, "Deployment", "ksentinel-probe")["spec"]["strategy"]["type"] == "Recreate"
+
+
+def test_fleet_shards_the_pairs_over_its_replicas(tmp_path: Path) -> None:
+    from ksentinel.probe.shard import parse_shard
+
+    objects = render("overlays/fleet")
+    assert not [o for o in objects if o["kind"] == "Deployment"], "the StatefulSet replaces the Deployment"
+    stateful = only(objects, "StatefulSet", "ksentinel-probe")
+    replicas = stateful["spec"]["replicas"]
+    assert replicas > 1
+    assert only(objects, "Service", stateful["spec"]["serviceName"])["spec"]["clusterIP"] == "None"
+    container = stateful["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    shard = env["KSENTINEL_PROBE_SHARD"]["value"]
+    # Kubernetes expands $(POD_NAME) (declared before it) to the pod's name: ksentinel-probe-0 .. N-1
+    pods = [f"{stateful['metadata']['name']}-{i}" for i in range(replicas)]
+    shards = [parse_shard(shard.replace("$(POD_NAME)", pod), "KSENTINEL_PROBE_SHARD") for pod in pods]
+    assert [(s.index, s.count) for s in shards] == [(i, replicas) for i in range(replicas)], (
+        "replicas and the n of KSENTINEL_PROBE_SHARD must agree"
+    )
+    # the pods run the same command as the base's Deployment, and base/probe's Service scrapes them
+    base = only(render("base/probe"), "Deployment", "ksentinel-probe")["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    assert container["args"] == base["args"]
+    selector = only(objects, "Service", "ksentinel-probe")["spec"]["selector"]
+    assert selector.items() <= stateful["spec"]["template"]["metadata"]["labels"].items()
+    # the rendered schedule, split as the replicas split it: every pair exactly once
+    path = tmp_path / "ksentinel.toml"
+    path.write_text(only(objects, "ConfigMap", _config_name(objects))["data"]["ksentinel.toml"])
+    pairs = load_probe_config(path, cwd=tmp_path, environ={}).pairs(
+        list(load_config(path, cwd=tmp_path, environ={}).targets)
+    )
+    covered = [(p.target, p.flow) for s in shards for p in s.share(pairs)]
+    assert sorted(covered) == sorted((p.target, p.flow) for p in pairs)
 
 
 def _config_name(objects: list[dict[str, Any]]) -> str:

@@ -23,7 +23,7 @@ from ksentinel.errors import ConfigError
 from ksentinel.flows import all_flows
 from ksentinel.probe.config import DEFAULT_LISTEN, Pair, load_probe_config, parse_listen
 from ksentinel.probe.door import DEFAULT_MIN_INTERVAL
-from ksentinel.probe.targets import choose_targets, open_probe_targets, read_only, schedule
+from ksentinel.probe.targets import choose_targets, open_probe_targets, read_only, schedule, sharded
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _M_ARENA_MAX, _M_MMAP_THRESHOLD = -8, -3  # mallopt parameter numbers in glibc's malloc.h
@@ -98,7 +98,7 @@ def serve(
     choice = choose_targets(probes, selection)
     check_faults(faults, embedded=all(target is None for target in choice.targets))
     with open_probe_targets(choice, faults=faults, config=probes.config) as targets:
-        pairs, notices = read_only(schedule(probes, choice, list(targets)), targets)
+        pairs, notices = sharded(probes, *read_only(schedule(probes, choice, list(targets)), targets))
         exporter = Exporter(probes, targets, pairs, min_interval=on_demand_interval, web=web)
 
         def listening(bound: tuple[str, int]) -> None:

@@ -8,6 +8,7 @@
     interval = 60                          # seconds between the starts of two runs of one (target, flow)
     timeout = 20                           # per run; must be shorter than the interval
     jitter = 0.1                           # each period is interval * (1 +/- jitter)
+    shard = "0/3"                          # replica 0 of 3 runs a third of the pairs (probe/shard.py)
 
     [[probes.schedule]]                    # optional rows: flows x targets with their own timing
     flows = ["upload"]
@@ -35,6 +36,7 @@ from ksentinel.config import ENV_CONFIG, Config, TargetConfig, load_config
 from ksentinel.config.values import Invalid, as_string, as_table, describe, unknown_target
 from ksentinel.errors import ConfigError
 from ksentinel.flows import FlowOptions, all_flows
+from ksentinel.probe.shard import ENV_SHARD, Shard, parse_shard
 
 DEFAULT_FLOWS = ("session", "upload", "list", "delete", "cache")
 DEFAULT_INTERVAL = 60.0
@@ -62,6 +64,7 @@ SECTION_KEYS = (
     "chunk_bytes",
     "require_cache_headers",
     "max_concurrent_runs",
+    "shard",
 )
 ROW_KEYS = ("targets", "flows", "interval", "timeout")
 #: Stands for "the targets chosen at start" while a file is validated.
@@ -103,6 +106,7 @@ class ProbeConfig:
     source: str = "defaults"
     prefix: str = "probes."
     max_concurrent_runs: int = DEFAULT_MAX_CONCURRENT
+    shard: Shard | None = None  # this replica's share of the pairs (probe/shard.py); None: all of them
 
     @property
     def default_timeout(self) -> float:
@@ -141,7 +145,19 @@ def load_probe_config(
     ``ksentinel.toml`` found walking up from ``cwd``.
     """
     env = dict(os.environ if environ is None else environ)
-    base = (cwd or Path.cwd()).absolute()
+    probe_config = _load(path, base=(cwd or Path.cwd()).absolute(), env=env, environ=environ)
+    if env.get(ENV_SHARD, "").strip():  # the variable wins over [probes] shard
+        try:
+            shard = parse_shard(env[ENV_SHARD], ENV_SHARD)
+        except Invalid as exc:
+            raise ConfigError(str(exc)) from None
+        probe_config = replace(probe_config, shard=shard)
+    return probe_config
+
+
+def _load(
+    path: Path | None, *, base: Path, env: dict[str, str], environ: Mapping[str, str] | None
+) -> ProbeConfig:
     chosen = path if path is not None else (Path(env[ENV_CONFIG]) if env.get(ENV_CONFIG) else None)
     if chosen is not None:
         full = base / chosen.expanduser()
@@ -241,6 +257,7 @@ def _build(data: dict[str, Any], config: Config, prefix: str, source: str) -> Pr
         source=source,
         prefix=prefix,
         max_concurrent_runs=concurrent,
+        shard=parse_shard(data["shard"], f"{prefix}shard") if "shard" in data else None,
     )
     probe_config.pairs([DEFAULT_TARGETS])  # rows scheduling a pair twice fail now, not at start
     return probe_config

@@ -105,6 +105,18 @@ def schedule(probes: ProbeConfig, choice: TargetChoice, names: list[str]) -> lis
     return probes.pairs(names, override=choice.override)
 
 
+def sharded(probes: ProbeConfig, pairs: list[Pair], notices: list[str]) -> tuple[list[Pair], list[str]]:
+    """This replica's share of ``pairs`` under ``[probes] shard`` / ``KSENTINEL_PROBE_SHARD``, with a
+    notice saying so; all of them without a shard. An empty share is not an error: the replica still
+    serves /metrics and on-demand /probe."""
+    if probes.shard is None:
+        return pairs, notices
+    share = probes.shard.share(pairs)
+    notice = f"shard {probes.shard}: {len(share)} of {len(pairs)} scheduled flows run on this replica"
+    log.info("ksentinel probe: %s", notice)
+    return share, [*notices, notice]
+
+
 def read_only_pairs(
     pairs: list[Pair], targets: Mapping[str, ProbeTarget]
 ) -> tuple[list[Pair], dict[str, list[str]]]:
