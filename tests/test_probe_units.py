@@ -11,15 +11,15 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ksentinel.flows import Credentials, StepResult
-from ksentinel.kaltura import ks as ks_lib
 from ksentinel.kaltura import redact
+from ksentinel.kaltura.api import KalturaApi
 from ksentinel.kaltura.transport import Headers, HttpRequest, HttpResponse
-from ksentinel.probe import run as run_module
 from ksentinel.probe.config import Pair
 from ksentinel.probe.gate import Gate
 from ksentinel.probe.labels import bounded_code, is_target_code, step_label
 from ksentinel.probe.metrics import ProbeMetrics
 from ksentinel.probe.run import MAX_SESSIONS, BoundedSessions, Outcome, RunTransport
+from tests.conftest import Reference
 
 
 def test_gate_lets_shared_runs_overlap_and_exclusive_ones_alone() -> None:
@@ -141,16 +141,19 @@ def test_sessions_pool_stays_bounded_and_keeps_the_admin_ks() -> None:
     assert len(sessions._pool) <= MAX_SESSIONS
 
 
-def test_ks_values_leave_the_secret_registry_but_secrets_stay() -> None:
-    secret = "partner-secret-0123456789"
-    redact.register_secret(secret)
-    tokens = [ks_lib.build(secret, 101, f"user-{i}", 2, 600) for i in range(5)]
-    for token in tokens:
-        redact.register_secret(token)
-    run_module._forget_registered_ks()
-    assert secret in redact._secrets and not any(t in redact._secrets for t in tokens)
-    assert secret not in redact.redact(f"secret={secret}")
+def test_sessions_register_the_secret_and_never_a_ks(reference: Reference) -> None:
+    """A long-running probe mints a KS per run: none of them may grow the secret registry."""
+    redact.forget_secrets()
+    credentials = Credentials(reference.p1.id, reference.p1.admin_secret, reference.p1.user_secret)
+    with KalturaApi(reference.url, partner_id=reference.p1.id) as api:
+        tokens = [BoundedSessions(credentials).user(f"viewer-{i}") for i in range(3)]
+        tokens += [api.start_session(reference.p1.admin_secret, type=2) for _ in range(3)]
+        for token in tokens:
+            api.with_ks(token).call("system", "ping")
+    assert len(set(tokens)) == len(tokens)
+    assert redact.registered_secrets() <= 2  # the admin and user secrets: no KS
     assert all(token not in redact.redact(f"ks={token}") for token in tokens)  # masked by shape
+    assert reference.p1.admin_secret not in redact.redact(f"secret={reference.p1.admin_secret}")
 
 
 @pytest.mark.parametrize(

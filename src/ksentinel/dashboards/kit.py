@@ -49,6 +49,16 @@ _REF_IDS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 Query = str | tuple[str, str]  # an expression, or (expression, legend)
 
 
+class _AllSelected(Template):  # type: ignore[misc]
+    """A variable with "All" selected, in Grafana's own encoding, through grafanalib's public
+    ``to_json_data()`` (its ``current`` comes from a private field otherwise)."""
+
+    def to_json_data(self) -> dict[str, Any]:
+        data: dict[str, Any] = super().to_json_data()
+        data["current"] = {"selected": True, "text": ["All"], "value": ["$__all"]}
+        return data
+
+
 def datasource_variable() -> Template:
     return Template(
         name="datasource",
@@ -64,7 +74,8 @@ def label_variable(
     name: str, query: str, *, label: str = "", multi: bool = True, regex: str = "", include_all: bool = True
 ) -> Template:
     """A query variable over ``label_values(...)`` of the datasource variable."""
-    variable = Template(
+    kind = _AllSelected if include_all else Template
+    variable = kind(
         name=name,
         label=label or name.capitalize(),
         query=query,
@@ -77,8 +88,6 @@ def label_variable(
         sort=1,
         default="All" if include_all else "",
     )
-    if include_all:  # Grafana's own encoding of "All" selected
-        variable._current = {"selected": True, "text": ["All"], "value": ["$__all"]}
     return variable
 
 

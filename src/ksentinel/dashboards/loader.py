@@ -62,10 +62,19 @@ def dashboard_uid(path: Path) -> str:
     return uid
 
 
+class _GrafanalibEncoder(json.JSONEncoder):
+    """grafanalib objects as JSON through their public ``to_json_data()`` (what grafanalib's own,
+    private ``_gen.DashboardEncoder`` does)."""
+
+    def default(self, o: Any) -> Any:
+        to_json_data = getattr(o, "to_json_data", None)
+        if callable(to_json_data):
+            return to_json_data()
+        return super().default(o)
+
+
 def load_dashboard(path: Path) -> BuiltDashboard:
     """Run one dashboard file and return its JSON model (uid set from the file name)."""
-    from grafanalib._gen import DashboardEncoder
-
     uid = dashboard_uid(path)
     module_name = f"_ksentinel_dashboard_{uid.replace('-', '_')}"
     spec = importlib.util.spec_from_file_location(module_name, path)
@@ -83,7 +92,7 @@ def load_dashboard(path: Path) -> BuiltDashboard:
     if dashboard is None or not hasattr(dashboard, "to_json_data"):
         raise ConfigError(f"{path}: assigns no grafanalib Dashboard to the name 'dashboard'")
     # a JSON round trip turns grafanalib objects into plain data
-    model = json.loads(json.dumps(dashboard.to_json_data(), cls=DashboardEncoder, sort_keys=True))
+    model = json.loads(json.dumps(dashboard.to_json_data(), cls=_GrafanalibEncoder, sort_keys=True))
     model["uid"] = uid
     model["id"] = None
     return BuiltDashboard(path=path, uid=uid, model=model)

@@ -70,6 +70,11 @@ def register_secret(value: str | None) -> None:
         _secret_pattern = re.compile("|".join(re.escape(s) for s in ordered))
 
 
+def registered_secrets() -> int:
+    """How many secrets :func:`redact` masks by value (KS values are masked by shape, never registered)."""
+    return len(_secrets)
+
+
 def forget_secrets() -> None:
     """Drop every registered secret (tests use this to isolate themselves)."""
     global _secrets, _secret_pattern

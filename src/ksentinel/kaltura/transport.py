@@ -329,14 +329,28 @@ def deadline_client(**client_kwargs: Any) -> httpx.Client:
     Redirects are not followed; ``client_kwargs`` go to ``httpx.Client`` (not ``transport``).
     """
     transport = httpx.HTTPTransport(retries=0, verify=client_kwargs.pop("verify", True))
-    pool = getattr(transport, "_pool", None)
-    backend = getattr(pool, "_network_backend", None)
-    if backend is not None:
-        pool._network_backend = _DeadlineBackend(backend)  # type: ignore[union-attr]
-    else:  # a future httpx/httpcore layout: deadline checked between body chunks only
+    if not install_deadline_backend(transport):  # deadline checked between body chunks only
         logger.warning("cannot install the deadline backend; the total timeout is best effort")
     client_kwargs.setdefault("follow_redirects", False)
     return httpx.Client(transport=transport, **client_kwargs)
+
+
+def install_deadline_backend(transport: httpx.HTTPTransport) -> bool:
+    """Wrap the network backend of ``transport``'s connection pool in :class:`_DeadlineBackend`.
+
+    The one reach into httpx's and httpcore's private attributes (``HTTPTransport._pool``,
+    ``ConnectionPool._network_backend``): httpx has no public way to give ``HTTPTransport`` a network
+    backend, and a per-socket deadline is what bounds a server that trickles its answer. pyproject.toml
+    bounds both packages; ``tests/test_transport_internals.py`` fails as soon as an upgrade moves them.
+    Returns False (and changes nothing) when the layout is not the expected one.
+    """
+    pool = getattr(transport, "_pool", None)
+    backend = getattr(pool, "_network_backend", None)
+    if not isinstance(backend, httpcore.NetworkBackend):
+        return False
+    if not isinstance(backend, _DeadlineBackend):
+        pool._network_backend = _DeadlineBackend(backend)  # type: ignore[union-attr]
+    return True
 
 
 # --- the transport --------------------------------------------------------------------------------

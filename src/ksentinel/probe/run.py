@@ -26,7 +26,6 @@ in the run log, counted in :attr:`Outcome.backoffs` and logged).
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections import deque
@@ -39,7 +38,6 @@ from ksentinel.errors import KsentinelError
 from ksentinel.flows import Credentials, FlowContext, FlowOptions, FlowResult, Sessions, StepResult, get_flow
 from ksentinel.flows.core import run_flow
 from ksentinel.flows.sessions import SessionError
-from ksentinel.kaltura import redact as redact_module
 from ksentinel.kaltura.api import Backoff, BackoffEvent, KalturaApi, cache_status
 from ksentinel.kaltura.redact import redact
 from ksentinel.kaltura.transport import (
@@ -335,8 +333,6 @@ class Run:
             )
             reason = f"{type(exc).__name__}: {exc}"
             outcome = self._outcome("error", redact(reason), self.current_step, "OTHER")
-        finally:
-            _forget_registered_ks()
         for error in outcome.cleanup_errors:
             self.note(f"clean-up: {error}")
         self.note(
@@ -402,34 +398,3 @@ class Run:
 def _path(url: str) -> str:
     """The path of ``url`` only: no host, query or (for downloads) KS segments in the run log."""
     return redact(urlsplit(url).path)
-
-
-_PURGE_EVERY = 32
-_dropped = 0
-
-
-def _forget_registered_ks() -> None:
-    """Drop KS values from the secret registry of :mod:`ksentinel.kaltura.redact`.
-
-    ``KalturaApi.with_ks`` registers every KS it is given as a secret, and each registration
-    compiles a new pattern of all secrets (which ``re`` also keeps in its cache of up to 512
-    patterns). A long-running probe gets a new KS from every ``session.start`` it tests, so the
-    registry, the pattern and the cache would grow for as long as the exporter runs. KS values are
-    masked by their shape anyway, so removing them loses nothing; the real secrets stay. The swap
-    happens under the module's lock, so no secret is ever unregistered, even for an instant; and
-    ``re``'s cache is purged every :data:`_PURGE_EVERY` KS so the patterns it holds stay few.
-    """
-    global _dropped
-    module = redact_module
-    with module._lock:
-        keep = frozenset(value for value in module._secrets if not module.looks_like_ks(value))
-        dropped = len(module._secrets) - len(keep)
-        if not dropped:
-            return
-        ordered = sorted(keep, key=len, reverse=True)
-        module._secrets = keep
-        module._secret_pattern = re.compile("|".join(re.escape(s) for s in ordered)) if ordered else None
-        _dropped += dropped
-        if _dropped >= _PURGE_EVERY:
-            _dropped = 0
-            re.purge()
