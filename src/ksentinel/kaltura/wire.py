@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import secrets
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
 from enum import Enum
@@ -23,6 +22,7 @@ from typing import Any, Final
 
 import defusedxml
 import defusedxml.ElementTree as SafeET
+import httpx
 
 from ksentinel.errors import KalturaApiError
 
@@ -160,29 +160,23 @@ def json_params(params: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _quote(name: str) -> str:
-    return name.replace("\\", "\\\\").replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
-
-
 def encode_multipart(
     fields: Iterable[tuple[str, str]], files: Iterable[tuple[str, FileSpec]]
 ) -> tuple[str, bytes]:
-    """``(content_type, body)`` of a ``multipart/form-data`` request with text fields and file parts."""
-    boundary = f"ksentinel-{secrets.token_hex(16)}"
-    parts: list[bytes] = []
+    """``(content_type, body)`` of a ``multipart/form-data`` request with text fields and file parts.
+
+    httpx's encoder (the text fields first, then the files; HTML5 quoting of names; a random
+    boundary), used without sending: the transports send the bytes themselves.
+    """
+    data: dict[str, list[str]] = {}
     for name, value in fields:
-        head = f'--{boundary}\r\nContent-Disposition: form-data; name="{_quote(name)}"\r\n\r\n'
-        parts += [head.encode(), value.encode("utf-8"), b"\r\n"]
-    for name, spec in files:
-        filename, data = spec[0], spec[1]
-        content_type = spec[2] if len(spec) > 2 else "application/octet-stream"  # type: ignore[misc]
-        head = (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{_quote(name)}"; '
-            f'filename="{_quote(filename)}"\r\nContent-Type: {content_type}\r\n\r\n'
-        )
-        parts += [head.encode(), bytes(data), b"\r\n"]
-    parts.append(f"--{boundary}--\r\n".encode())
-    return f"multipart/form-data; boundary={boundary}", b"".join(parts)
+        data.setdefault(name, []).append(value)
+    parts = [
+        (name, (spec[0], bytes(spec[1]), spec[2] if len(spec) > 2 else "application/octet-stream"))  # type: ignore[misc]
+        for name, spec in files
+    ]
+    request = httpx.Request("POST", "http://multipart.invalid/", data=data, files=parts)
+    return request.headers["content-type"], request.read()
 
 
 # --- responses ---------------------------------------------------------------------------------------
