@@ -1,7 +1,9 @@
 """The ``ksentinel`` command.
 
-Known errors (``KsentinelError``) print one line on stderr and exit 2 (1 for failed checks);
-anything else is a bug: one line plus a hint, and the traceback with ``--debug``.
+Known errors (``KsentinelError``) and usage errors print one line on stderr and exit 2 (1 for failed
+checks); anything else is a bug: one line plus a hint, and the traceback with ``--debug``. The global
+options ``--config`` and ``--debug`` are accepted before or after the subcommand (``cli_errors.py``);
+every command that writes a report takes ``--report DIR`` (``cli_target.py``, docs/cli.md).
 """
 
 from __future__ import annotations
@@ -9,14 +11,21 @@ from __future__ import annotations
 import logging
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import click
 
 from ksentinel import __version__
-from ksentinel.cli_errors import OneLineErrorGroup
-from ksentinel.cli_target import TargetSelection, check_faults, config_group, fault_option, target_options
+from ksentinel.cli_errors import OneLineErrorGroup, config_option, debug_enabled, global_config
+from ksentinel.cli_target import (
+    ReportRequest,
+    TargetSelection,
+    check_faults,
+    config_group,
+    fault_option,
+    report_options,
+    target_options,
+)
 from ksentinel.dashboards.command import dashboards_group
 from ksentinel.demo.command import demo_command
 from ksentinel.errors import ConfigError, KsentinelError
@@ -25,6 +34,7 @@ from ksentinel.kaltura.redact import install_log_redaction
 from ksentinel.load.command import load_command
 from ksentinel.probe.command import probe_group
 from ksentinel.report.render import prepare_folder
+from ksentinel.schema.cli import schema_group
 from ksentinel.selftest.command import selftest_command
 from ksentinel.traffic.command import check_traffic
 
@@ -46,7 +56,7 @@ class Cli(OneLineErrorGroup):
         ):
             raise
         except Exception as exc:
-            if ctx.obj and ctx.obj.get("debug"):
+            if debug_enabled(ctx):
                 raise
             click.echo(
                 f"ksentinel: internal error: {exc.__class__.__name__}: {exc} (run with --debug for the traceback)",
@@ -56,17 +66,20 @@ class Cli(OneLineErrorGroup):
 
 
 @click.group(
-    cls=Cli, context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "KSENTINEL"}
+    "ksentinel",
+    cls=Cli,
+    context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "KSENTINEL"},
 )
 @click.version_option(__version__, prog_name="ksentinel")
-@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
 @click.pass_context
-def main(ctx: click.Context, debug: bool) -> None:
-    """Contract tests, load tests and synthetic probes for Kaltura-style video platform APIs."""
+def main(ctx: click.Context) -> None:
+    """Contract tests, load tests and synthetic probes for Kaltura-style video platform APIs.
+
+    --config FILE and --debug are accepted before or after the subcommand.
+    """
     ctx.ensure_object(dict)
-    ctx.obj["debug"] = debug
     logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING,
+        level=logging.DEBUG if debug_enabled(ctx) else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     install_log_redaction()
@@ -106,11 +119,9 @@ def main(ctx: click.Context, debug: bool) -> None:
     type=click.IntRange(1, 4096),
     help="Largest upload chunk accepted.",
 )
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="ksentinel.toml whose [reference] section sets the realism [default: found walking up].",
+@config_option(
+    help="ksentinel.toml whose [reference] section sets the realism [env var: KSENTINEL_CONFIG; default: "
+    "found walking up]. Accepted before or after the subcommand."
 )
 @click.option(
     "--realism",
@@ -161,7 +172,6 @@ def serve(
     ready_after: float | None,
     faults: tuple[str, ...],
     max_chunk_mb: int,
-    config_path: Path | None,
     realism: str | None,
     schema_file: Path | None,
     list_faults: bool,
@@ -184,7 +194,7 @@ def serve(
     from ksentinel.reference.realism import reference_settings
     from ksentinel.reference.server import bind, serve_forever, url_of
 
-    file_config = load_config(config_path)
+    file_config = load_config(global_config())
     table = dict(file_config.reference)
     if realism is not None:
         table = {key: value for key, value in table.items() if key == "ready_after"}
@@ -229,10 +239,6 @@ def serve(
         platform.close()
 
 
-def _default_report(name: str) -> Path:
-    return Path("reports") / time.strftime("%Y%m%d-%H%M%S") / f"{name}.html"
-
-
 @main.command()
 @target_options
 @click.option(
@@ -243,11 +249,7 @@ def _default_report(name: str) -> Path:
     help="How much to check (see docs/contracts.md).",
 )
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write JUnit XML here.")
-@click.option(
-    "--report",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the HTML report here [default: reports/<time>/contract.html].",
-)
+@report_options("contract")
 @click.option(
     "-n", "--workers", type=click.IntRange(0, 64), default=0, help="Run checks in N pytest-xdist workers."
 )
@@ -262,7 +264,7 @@ def contract(
     selection: TargetSelection,
     profile: str,
     junit: Path | None,
-    report: Path | None,
+    report: ReportRequest,
     workers: int,
     suite: Path | None,
     faults: tuple[str, ...],
@@ -279,8 +281,7 @@ def contract(
 
     config, resolved = selection.resolve()
     check_faults(faults, embedded=resolved.embedded)
-    report = report or _default_report("contract")
-    prepare_folder(report.parent, "--report")
+    report_path = report.html(config)
     if junit is not None:
         prepare_folder(junit.parent, "--junit")
     # SIGINT/SIGTERM: the checks stop, clean up and report INCOMPLETE (exit 130); before them, exit 130
@@ -295,7 +296,7 @@ def contract(
             profile=profile,
             suite=suite,
             junit=junit,
-            report=report,
+            report=report_path,
             workers=workers,
             verbose=verbose,
             config_path=config.path,
@@ -309,10 +310,10 @@ def contract(
     )
     for result in outcome.section.results:
         first_line = (result.message or "").splitlines()[0] if result.message else ""
-        if result.outcome == "failed":
-            rule = result.rule or result.name
-            why = first_line.removeprefix(f"{rule}:").strip()  # a fuzzed action's message starts with it
-            click.echo(f"  BROKEN {result.kind} {result.subject}: {rule}: {why}"[:300])
+        if result.summary:  # sums up the rows above it ("all actions"): not one more check
+            continue
+        if result.outcome == "failed":  # "rule: why", the rule named once
+            click.echo(f"  BROKEN {result.kind} {result.subject}: {result.headline()}"[:300])
         elif result.outcome == "error":  # ksentinel or schemathesis could not judge it, not the target
             why = first_line.removeprefix("tool error: ")
             click.echo(f"  TOOL ERROR {result.kind} {result.subject}: {why}"[:300])
@@ -383,49 +384,6 @@ def sweep(selection: TargetSelection, run_tag: str | None, older_than: str, dry_
     sys.exit(1 if result.errors or result.incomplete else 0)
 
 
-@main.command()
-@target_options
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("openapi.json"),
-    show_default=True,
-    help="Where to write the OpenAPI document.",
-)
-@click.option(
-    "--source",
-    metavar="URL|FILE",
-    help="Read the schema from this URL or api_schema.php XML file instead of the target.",
-)
-@click.option("--all", "all_actions", is_flag=True, help="Ignore the contract scope: convert every action.")
-@click.option("--lenient", is_flag=True, help="Allow properties the schema does not declare in responses.")
-def schema(
-    selection: TargetSelection, output: Path, source: str | None, all_actions: bool, lenient: bool
-) -> None:
-    """Convert a Kaltura API schema (/api_v3/api_schema.php) into an OpenAPI 3.1 document.
-
-    The XML is parsed with entity expansion and external entities disabled: a hostile schema gives a
-    one-line error and exit 2.
-    """
-    from ksentinel.contract.scope import load_scope
-    from ksentinel.embedded import open_target
-    from ksentinel.schema.command import write_openapi
-
-    config, resolved = selection.resolve(require_secrets=False)
-    scope = None if all_actions else load_scope(config)
-    if source is not None:
-        summary = write_openapi(source, output, scope, strict=not lenient)
-    else:
-        with open_target(resolved.target, config=config) as target:
-            summary = write_openapi(target.url, output, scope, timeout=target.timeout, strict=not lenient)
-    click.echo(
-        f"schema: wrote {summary.output} (API {summary.api_version}: {summary.actions} actions of "
-        f"{summary.services} services, {summary.destructive_actions} destructive, {summary.classes} classes, "
-        f"{summary.bytes_written} bytes)"
-    )
-
-
 main.add_command(config_group)
 main.add_command(dashboards_group)
 main.add_command(demo_command, "demo")
@@ -433,8 +391,9 @@ main.add_command(load_command, "load")
 main.add_command(probe_group)
 main.add_command(selftest_command, "selftest")
 main.add_command(check_traffic, "check-traffic")
+main.add_command(schema_group)
 main.add_command(init_command, "init")
 
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    main(prog_name="ksentinel")

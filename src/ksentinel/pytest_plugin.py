@@ -6,6 +6,13 @@ fixtures. Options: ``--ksentinel-target/--ksentinel-url/--ksentinel-partner-id/-
 (a JSON file of every check's outcome and details, the input of the HTML report). Failure texts are
 redacted before any reporter (terminal, JUnit) sees them.
 
+A failed check shows the exchange that proves it: the suite's client sends through a
+:class:`~ksentinel.kaltura.recorder.Recorder`, and a check that failed without naming an exchange of
+its own (the fuzzed actions name theirs) gets the last one it sent (a flow: the last one of the step
+that failed), redacted, as ``request``/``response`` in its details and under its failure text. That
+text starts with what broke (``E   <rule>: <why>``), as a fuzzed action's does, so JUnit's message
+says it, not the check's source.
+
 An *advisory* finding (``ksentinel_advise``) is something worth knowing that does not break the
 contract, such as a real Kaltura echoing a refused KS: the check is skipped with a reason starting
 ``advisory:`` and a ``ksentinel.advisory`` JUnit property, and its outcome in the results is
@@ -39,7 +46,9 @@ from ksentinel.contract.settings import ContractSettings, contract_settings
 from ksentinel.errors import ConfigError
 from ksentinel.flows import Credentials, FlowContext, FlowResult, Sessions, get_flow, new_run_id, run_flow
 from ksentinel.kaltura.api import KalturaApi
+from ksentinel.kaltura.recorder import Recorder, evidence
 from ksentinel.kaltura.redact import redact
+from ksentinel.kaltura.transport import HttpxTransport
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +58,15 @@ INDEX_LAG = f"{DETAILS}.index_lag"
 NOT_TESTED_STEPS = f"{DETAILS}.not_tested_steps"  # JUnit property: steps a flow could not check here
 ADVISORY_PREFIX = "advisory: "
 INTERRUPTED = f"{DETAILS}.interrupted"
+#: a row that sums up other rows (a test fanned out into subtests, each its own row): its value is
+#: the summary; the report shows it without counting it, and ``ksentinel contract`` folds its JUnit
+#: test case into testsuite properties (each action is counted once)
+SUMMARY = f"{DETAILS}.summary"
+#: set on an item whose check records its own exchanges (the fuzzer's): the client's last one says
+#: nothing about its failure
+OWN_EXCHANGES = pytest.StashKey[bool]()
+_EXCHANGES = pytest.StashKey[Recorder]()
+_CALL_MARK = pytest.StashKey[int]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -138,6 +156,9 @@ def stop_on_signals() -> Iterator[Interruption]:
 
 def _mark_junit_interrupted(config: pytest.Config, signal_name: str) -> None:
     """The JUnit file says the run is incomplete: a testsuite property and an ``interrupted`` error case."""
+    # pytest's JUnit writer has no public API for an extra test case: the one reach into pytest's
+    # internals (`_pytest.junitxml.xml_key`, `_NodeReporter._add_simple`), bounded in pyproject.toml
+    # and checked by tests/test_transport_internals.py
     try:
         from _pytest.junitxml import xml_key
     except ImportError:  # pragma: no cover - pytest moved it
@@ -155,17 +176,114 @@ def _mark_junit_interrupted(config: pytest.Config, signal_name: str) -> None:
 
 
 # ---- results ---------------------------------------------------------------------------------------
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Where the check's own exchanges start (the client's exchanges before it were its fixtures')."""
+    recorder = item.config.stash.get(_EXCHANGES, None)
+    if recorder is not None:
+        item.stash[_CALL_MARK] = recorder.mark()
+    return (yield)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome = yield
     report: pytest.TestReport = outcome.get_result()
-    if report.failed and report.longrepr is not None:
-        report.longrepr = redact(str(report.longrepr))
     marker = item.get_closest_marker("ksentinel")
     if marker is not None and report.when == "call":
         kind, subject = ([*marker.args, "check", item.name])[:2]
         report.user_properties.append((f"{DETAILS}.kind", kind))
         report.user_properties.append((f"{DETAILS}.subject", subject))
+        if report.failed and report.longrepr is not None:
+            report.longrepr = failure_text(item, report, call, _failure_exchange(item, report))
+    if report.failed and report.longrepr is not None and is_ksentinel_item(item):
+        report.longrepr = redact(str(report.longrepr))
+
+
+def is_ksentinel_item(item: pytest.Item) -> bool:
+    """A check of ksentinel's: marked ``ksentinel`` or using a ``ksentinel_*`` fixture. The plugin is
+    installed for every pytest run of an environment that has ksentinel; it leaves other items alone."""
+    if item.get_closest_marker("ksentinel") is not None:
+        return True
+    return any(name.startswith("ksentinel_") for name in getattr(item, "fixturenames", ()))
+
+
+def recorded_details(properties: list[tuple[str, object]]) -> dict[str, Any]:
+    """Every ``ksentinel`` details property of a report, merged in the order they were recorded."""
+    details: dict[str, Any] = {}
+    for name, value in properties:
+        if name == f"{DETAILS}.details" and isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                details.update(json.loads(value))
+    return details
+
+
+def _failure_exchange(item: pytest.Item, report: pytest.TestReport) -> dict[str, Any] | None:
+    """The exchange the check named, else the last one its client sent during the check (then added to
+    the check's details); ``None`` for a check that records its own (the fuzzer's) or sent nothing."""
+    details = recorded_details(report.user_properties)
+    if details.get("request") or details.get("response"):
+        return details
+    recorder = item.config.stash.get(_EXCHANGES, None)
+    mark = item.stash.get(_CALL_MARK, None)
+    if recorder is None or mark is None or item.stash.get(OWN_EXCHANGES, False):
+        return None
+    chosen = evidence(recorder.since(mark))
+    if chosen is None:
+        return None
+    found = chosen.as_details()
+    report.user_properties.append((f"{DETAILS}.details", redact(json.dumps(found, default=str))))
+    return found
+
+
+def failure_text(
+    item: pytest.Item,
+    report: pytest.TestReport,
+    call: pytest.CallInfo[None],
+    exchange: dict[str, Any] | None,
+) -> str:
+    """What broke first (``E`` lines, the first one JUnit's message), then the exchange that shows it
+    and where the check failed; an exception other than a failed assertion keeps its traceback."""
+    lines = [f"E   {line}" for line in short_reason(report).splitlines()] or ["E   failed"]
+    lines += exchange_lines(exchange or {})
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None:
+        path = Path(str(crash.path))
+        with contextlib.suppress(ValueError):
+            path = path.relative_to(item.config.rootpath)
+        lines.append(f"    at {path.as_posix()}:{crash.lineno}")
+    text = "\n".join(lines)
+    raised = call.excinfo
+    if (
+        raised is not None
+        and not raised.errisinstance(AssertionError)
+        and hasattr(report.longrepr, "reprcrash")
+    ):
+        text += f"\n\n{report.longrepr}"
+    return text
+
+
+def exchange_lines(details: dict[str, Any]) -> list[str]:
+    """``request: POST <url>``, its body, ``response: HTTP 200 <body>`` (cut), as the fuzzed actions show it."""
+    request, response = details.get("request") or {}, details.get("response") or {}
+    lines = []
+    if request:
+        step = f" (step {request['step']})" if request.get("step") else ""
+        lines.append(f"    request: {request.get('method')} {request.get('url')}{step}")
+        if request.get("body"):
+            lines.append(f"    request body: {_cut(str(request['body']))}")
+    if response.get("error"):
+        lines.append(f"    response: none: {_cut(str(response['error']))}")
+    elif response:
+        lines.append(f"    response: HTTP {response.get('status')} {_cut(str(response.get('body', '')))}")
+        for name, value in (response.get("headers") or {}).items():
+            lines.append(f"    response header {name}: {_cut(str(value))}")
+    return lines
+
+
+def _cut(text: str, limit: int = 300) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 class ResultsCollector:
@@ -213,10 +331,9 @@ class ResultsCollector:
             "duration": round(report.duration, 4),
             "message": message,
         }
-        details = props.get(f"{DETAILS}.details")
-        if isinstance(details, str):
-            with contextlib.suppress(ValueError):
-                entry.update(json.loads(details))
+        entry.update(recorded_details(report.user_properties))
+        if props.get(SUMMARY):
+            entry["summary"] = True
         self.results.append(entry)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -246,6 +363,12 @@ def short_reason(report: pytest.TestReport) -> str:
         return redact(str(report.longrepr[2]))
     text = redact(str(report.longrepr or ""))
     errors = [line[1:].strip() for line in text.splitlines() if line.startswith("E ")]
+    if errors and errors[0].startswith("AssertionError: "):  # a check's assert with its message
+        errors[0] = errors[0].removeprefix("AssertionError: ")
+        # pytest's explanation of the assert ("assert ...", "+  where ...") repeats the message
+        errors = errors[
+            : next((i for i, line in enumerate(errors) if i and line.startswith("assert ")), None)
+        ]
     if errors:
         return "\n".join(errors[:6])
     lines = text.strip().splitlines()
@@ -338,10 +461,28 @@ def ksentinel_sessions(ksentinel_target: Target, ksentinel_credentials: Credenti
 
 
 @pytest.fixture(scope="session")
-def kaltura_api(ksentinel_target: Target, ksentinel_sessions: Sessions) -> Iterator[KalturaApi]:
-    """An ADMIN client of the primary partner."""
+def ksentinel_exchanges(pytestconfig: pytest.Config) -> Iterator[Recorder]:
+    """The transport of the suite's client: it keeps the last exchanges, redacted, for the report of a
+    failed check (:class:`~ksentinel.kaltura.recorder.Recorder`)."""
+    recorder = Recorder(HttpxTransport())
+    pytestconfig.stash[_EXCHANGES] = recorder
+    try:
+        yield recorder
+    finally:
+        del pytestconfig.stash[_EXCHANGES]
+        recorder.close()
+
+
+@pytest.fixture(scope="session")
+def kaltura_api(
+    ksentinel_target: Target, ksentinel_sessions: Sessions, ksentinel_exchanges: Recorder
+) -> Iterator[KalturaApi]:
+    """An ADMIN client of the primary partner (its copies share its transport, so its recorder)."""
     api = KalturaApi(
-        ksentinel_target.url, partner_id=ksentinel_target.partner_id, timeout=ksentinel_target.timeout
+        ksentinel_target.url,
+        partner_id=ksentinel_target.partner_id,
+        timeout=ksentinel_target.timeout,
+        transport=ksentinel_exchanges,
     )
     try:
         yield api.with_ks(ksentinel_sessions.admin())
@@ -390,8 +531,13 @@ def run_contract_flow(
     ksentinel_profile: ContractProfile,
     ksentinel_run_id: str,
     ksentinel_record: Callable[..., None],
+    ksentinel_exchanges: Recorder,
 ) -> Callable[[str], FlowResult]:
     """Run a catalogue flow with the profile's options and record its steps for the report.
+
+    A flow that failed records the exchange that shows it: the last one of the step that failed (a
+    check that needs no request of its own, such as ``upload.content_match``: the flow's last one
+    before its clean-up); a clean-up that failed, the clean-up's last one.
 
     An upload waits for its conversion at most the target's ``ready_timeout`` (a real Kaltura takes
     seconds to minutes; the embedded platform a minute at most).
@@ -411,8 +557,16 @@ def run_contract_flow(
         ctx = FlowContext(
             kaltura_api, ksentinel_sessions, run_id=f"{ksentinel_run_id}-{name}", options=options
         )
+        mark = ksentinel_exchanges.mark()
         result = run_flow(flow, ctx)
         failed = next((s for s in result.steps if not s.ok), None)
+        if result.failure or result.error or result.cleanup_errors:
+            step = result.failure.step if result.failure else failed.name if failed else ""
+            if not (result.failure or result.error):
+                step = f"{name}.cleanup"
+            chosen = evidence(ksentinel_exchanges.since(mark), step)
+            if chosen is not None:
+                ksentinel_record(**chosen.as_details())
         ksentinel_record(
             rule=result.failure.step if result.failure else (failed.name if failed else ""),
             steps=[

@@ -16,8 +16,12 @@ staging and production, none for test targets and staging ones on a loopback add
 
 Target selection: ``--target`` / ``$KSENTINEL_TARGET`` names a ``[targets.NAME]`` (``--url`` and
 ``--partner-id`` then override its values); otherwise ``--url`` + ``--partner-id`` make an ad-hoc
-target; otherwise ``default_target`` from the file; otherwise nothing, which means "use the embedded
-reference platform" (the CLI starts it, this module never imports ``ksentinel.reference``).
+target, named ``adhoc`` unless ``--target-name`` / ``$KSENTINEL_TARGET_NAME`` names it; otherwise
+``default_target`` from the file; otherwise nothing, which means "use the embedded reference
+platform" (the CLI starts it, this module never imports ``ksentinel.reference``).
+
+``[reports] keep = N`` (default 20): how many timestamped run folders ``reports/`` keeps
+(:mod:`ksentinel.report.retention` prunes the older ones; 0 = never).
 
 Modules: ``model`` (the dataclasses and :class:`Secret`), ``file`` (finding and validating the file),
 ``resolve`` (precedence, secrets, the embedded fallback), ``values`` (the checks all three share).
@@ -35,6 +39,7 @@ from ksentinel.config.model import (
     DEFAULT_MAX_RPS,
     DEFAULT_PEER_ADMIN_SECRET_ENV,
     DEFAULT_READY_TIMEOUT,
+    DEFAULT_REPORTS_KEEP,
     DEFAULT_TIMEOUT,
     DEFAULT_USER_SECRET_ENV,
     EMBEDDED_TARGET,
@@ -47,6 +52,7 @@ from ksentinel.config.model import (
     ENV_PEER_PARTNER_ID,
     ENV_READY_TIMEOUT,
     ENV_TARGET,
+    ENV_TARGET_NAME,
     ENV_TIMEOUT,
     ENV_URL,
     ENVIRONMENTS,
@@ -55,12 +61,13 @@ from ksentinel.config.model import (
     STAGING,
     TEST,
     Config,
+    ReportsConfig,
     ResolvedTarget,
     Secret,
     Target,
     TargetConfig,
 )
-from ksentinel.config.resolve import resolve_target
+from ksentinel.config.resolve import check_adhoc_name, resolve_target
 
 __all__ = [
     "ADHOC_TARGET",
@@ -71,6 +78,7 @@ __all__ = [
     "DEFAULT_MAX_RPS",
     "DEFAULT_PEER_ADMIN_SECRET_ENV",
     "DEFAULT_READY_TIMEOUT",
+    "DEFAULT_REPORTS_KEEP",
     "DEFAULT_TIMEOUT",
     "DEFAULT_USER_SECRET_ENV",
     "EMBEDDED_TARGET",
@@ -84,6 +92,7 @@ __all__ = [
     "ENV_PEER_PARTNER_ID",
     "ENV_READY_TIMEOUT",
     "ENV_TARGET",
+    "ENV_TARGET_NAME",
     "ENV_TIMEOUT",
     "ENV_URL",
     "OPAQUE_SECTIONS",
@@ -91,10 +100,12 @@ __all__ = [
     "STAGING",
     "TEST",
     "Config",
+    "ReportsConfig",
     "ResolvedTarget",
     "Secret",
     "Target",
     "TargetConfig",
+    "check_adhoc_name",
     "find_config",
     "load_config",
     "resolve_target",

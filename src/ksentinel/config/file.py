@@ -14,16 +14,19 @@ from ksentinel.config.model import (
     CONFIG_FILENAME,
     ENV_CONFIG,
     OPAQUE_SECTIONS,
+    REPORTS_KEYS,
     SECRET_FIELDS,
     TARGET_KEYS,
     TARGET_NAME_PATTERN,
     TOP_LEVEL_KEYS,
     Config,
+    ReportsConfig,
     TargetConfig,
 )
 from ksentinel.config.values import (
     Invalid,
     as_bool,
+    as_count,
     as_env_name,
     as_environment,
     as_int,
@@ -100,7 +103,17 @@ def _build(data: dict[str, Any], path: Path, source: str) -> Config:
         default = as_string(default, "default_target")
         if default not in targets:
             raise Invalid(f"default_target: {unknown_target(default, targets)}")
-    return Config(path=path, source=source, targets=targets, default_target=default, **sections)
+    reports = _reports(as_table(data.get("reports", {}), "reports"))
+    return Config(
+        path=path, source=source, targets=targets, default_target=default, reports=reports, **sections
+    )
+
+
+def _reports(table: dict[str, Any]) -> ReportsConfig:
+    _check_keys(table, REPORTS_KEYS, "reports")
+    if "keep" not in table:
+        return ReportsConfig()
+    return ReportsConfig(keep=as_count(table["keep"], "reports.keep"), explicit=frozenset(table))
 
 
 def _target(name: str, table: dict[str, Any], base: Path) -> TargetConfig:

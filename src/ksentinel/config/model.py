@@ -23,6 +23,8 @@ REFERENCE_READY_TIMEOUT = 60.0
 DEFAULT_KS_VERSION = 2
 ADHOC_TARGET = "adhoc"
 EMBEDDED_TARGET = "embedded"
+#: How many timestamped run folders ``reports/`` keeps (``[reports] keep``; 0 = never prune).
+DEFAULT_REPORTS_KEEP = 20
 
 #: What a target is (docs/production.md): ``production`` runs read-only probes and contract checks
 #: (unless ``allow_writes``) and refuses ``ksentinel load`` without ``--allow-production``.
@@ -48,9 +50,11 @@ ENV_KS_VERSION = "KSENTINEL_KS_VERSION"
 ENV_ENVIRONMENT = "KSENTINEL_ENVIRONMENT"
 ENV_ALLOW_WRITES = "KSENTINEL_ALLOW_WRITES"
 ENV_MAX_RPS = "KSENTINEL_MAX_RPS"
+ENV_TARGET_NAME = "KSENTINEL_TARGET_NAME"
 
 OPAQUE_SECTIONS = ("slo", "contract", "load", "probes", "dashboards", "reference")
-TOP_LEVEL_KEYS = ("targets", "default_target", *OPAQUE_SECTIONS)
+TOP_LEVEL_KEYS = ("targets", "default_target", "reports", *OPAQUE_SECTIONS)
+REPORTS_KEYS = ("keep",)
 TARGET_KEYS = (
     "url",
     "partner_id",
@@ -76,6 +80,8 @@ SECRET_FIELDS = (
 )
 ENV_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 TARGET_NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]+\Z")
+#: ``--target-name``: it becomes the ``target`` label of every probe series, so a plain name
+ADHOC_NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}\Z")
 
 
 class Secret:
@@ -132,6 +138,15 @@ class TargetConfig:
 
 
 @dataclass(frozen=True)
+class ReportsConfig:
+    """The validated ``[reports]`` table; ``explicit`` holds the keys the file sets."""
+
+    #: timestamped run folders ``reports/`` keeps; older ones are removed (0 = never)
+    keep: int = DEFAULT_REPORTS_KEEP
+    explicit: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class Config:
     """A loaded ``ksentinel.toml`` (or the empty configuration when there is none).
 
@@ -143,6 +158,7 @@ class Config:
     source: str = ""
     targets: Mapping[str, TargetConfig] = field(default_factory=dict)
     default_target: str | None = None
+    reports: ReportsConfig = field(default_factory=ReportsConfig)
     slo: Mapping[str, Any] = field(default_factory=dict)
     contract: Mapping[str, Any] = field(default_factory=dict)
     load: Mapping[str, Any] = field(default_factory=dict)
@@ -177,6 +193,8 @@ class Target:
     allow_writes: bool = False
     #: requests per second this process sends the target through the HTTP seam (``None`` = no cap)
     max_rps: float | None = None
+    #: an ad-hoc ``--url`` target (its name is ``adhoc`` unless ``--target-name`` gives one)
+    adhoc: bool = False
 
     @property
     def production(self) -> bool:
@@ -229,6 +247,9 @@ class ResolvedTarget:
 
     target: Target | None
     sources: Mapping[str, str]
+    #: secrets the target needs that are not set (``require_secrets=False`` only): key -> the
+    #: environment variable to set (``{"admin_secret": "KSENTINEL_ADMIN_SECRET"}``)
+    missing: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def embedded(self) -> bool:

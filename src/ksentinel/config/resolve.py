@@ -22,6 +22,7 @@ from ksentinel.config.model import (
     ENV_PEER_PARTNER_ID,
     ENV_READY_TIMEOUT,
     ENV_TARGET,
+    ENV_TARGET_NAME,
     ENV_TIMEOUT,
     ENV_URL,
     SECRET_FIELDS,
@@ -34,6 +35,7 @@ from ksentinel.config.model import (
 )
 from ksentinel.config.values import (
     Invalid,
+    as_adhoc_name,
     as_bool,
     as_environment,
     as_int,
@@ -57,8 +59,13 @@ def resolve_target(
     environ: Mapping[str, str] | None = None,
     require_secrets: bool = True,
     environment: str | None = None,
+    name: str | None = None,
 ) -> ResolvedTarget:
     """The effective target for these flags (``None`` = flag not given) and environment.
+
+    ``name`` is the ``--target-name`` flag: the name of an ad-hoc ``--url`` target (else
+    ``$KSENTINEL_TARGET_NAME``, else ``adhoc``); the flag with any other target is an error, the
+    variable is ignored there.
 
     ``environment`` is the ``--environment`` flag: it, else ``$KSENTINEL_ENVIRONMENT``, else the
     target's ``environment``, else ``staging``. ``max_rps`` defaults by environment
@@ -69,11 +76,12 @@ def resolve_target(
 
     Required secrets: the admin secret, the peer admin secret when there is a peer partner, and any
     secret whose ``*_env``/``*_file`` the file names. ``require_secrets=False`` (commands that open
-    no session, like ``schema``) leaves a missing one ``None`` instead.
+    no session, like ``schema``, and ``config show``) leaves a missing one ``None`` instead and names
+    it in :attr:`ResolvedTarget.missing`.
     """
     try:
         env = os.environ if environ is None else environ
-        resolved = _resolve(config, target, url, partner_id, env, require_secrets, environment)
+        resolved = _resolve(config, target, url, partner_id, env, require_secrets, environment, name)
     except Invalid as exc:
         raise ConfigError(str(exc)) from None
     if resolved.target is not None:
@@ -89,6 +97,7 @@ def _resolve(
     env: Mapping[str, str],
     require_secrets: bool,
     environment: str | None = None,
+    adhoc_name: str | None = None,
 ) -> ResolvedTarget:
     sources: dict[str, str] = {}
     name, name_source = _layer(target, "flag --target", env, ENV_TARGET)
@@ -98,6 +107,11 @@ def _resolve(
         name, name_source = config.default_target, f"{config.label} default_target"
 
     if name is not None:
+        if adhoc_name is not None:
+            raise Invalid(
+                f"--target-name names an ad-hoc --url target; target '{name}' ({name_source}) "
+                "already has its name"
+            )
         if name not in config.targets:
             where = config.path or f"no {CONFIG_FILENAME} found"
             origin = name_source.removeprefix("flag ")
@@ -128,8 +142,8 @@ def _resolve(
                 f"{origin} needs a partner id: add --partner-id N (or set {ENV_PARTNER_ID}), "
                 "or pick a configured target with --target"
             )
-        tc = TargetConfig(name=ADHOC_TARGET, url="", partner_id=0)
-        sources["target"] = "ad-hoc (--url and --partner-id)"
+        named, sources["target"] = _adhoc_name(adhoc_name, env)
+        tc = TargetConfig(name=named, url="", partner_id=0)
         who = "the ad-hoc target"
         base = {
             "peer_partner_id": None,
@@ -156,6 +170,8 @@ def _resolve(
                 "--environment needs a target (--target or --url): the embedded reference platform "
                 "is always a test target"
             )
+        if adhoc_name is not None:
+            raise Invalid("--target-name names an ad-hoc target: add --url URL --partner-id N")
         sources["target"] = f"no --target, --url, ${ENV_TARGET} or default_target"
         return ResolvedTarget(None, sources)
 
@@ -188,19 +204,44 @@ def _resolve(
         sources["max_rps"] = f"default for {base['environment']}{loopback}"
 
     secrets: dict[str, Secret | None] = {}
+    missing: dict[str, str] = {}
     for key, label, env_key, file_key in SECRET_FIELDS:
         if key == "peer_admin_secret" and base["peer_partner_id"] is None:
             secrets[key] = None
             sources[key] = "not used: no peer_partner_id"
             continue
-        required = require_secrets and (
+        needed = (
             key in ("admin_secret", "peer_admin_secret") or env_key in tc.explicit or file_key in tc.explicit
         )
+        env_name = getattr(tc, env_key)
         secret, sources[key] = _read_secret(
-            who, label, getattr(tc, env_key), getattr(tc, file_key), env, required
+            who, label, env_name, getattr(tc, file_key), env, require_secrets and needed
         )
         secrets[key] = secret
-    return ResolvedTarget(Target(name=tc.name, **base, **secrets), sources)
+        if secret is None and needed:
+            missing[key] = env_name
+    target_ = Target(name=tc.name, **base, **secrets, adhoc=name is None)
+    return ResolvedTarget(target_, sources, missing)
+
+
+def check_adhoc_name(value: str, where: str = "--target-name") -> str:
+    """``value`` if it can name an ad-hoc target (a plain name: it becomes the target label), else a
+    one-line ``ConfigError``."""
+    try:
+        return as_adhoc_name(value, where)
+    except Invalid as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _adhoc_name(flag: str | None, env: Mapping[str, str]) -> tuple[str, str]:
+    """The ad-hoc target's name and where it came from: ``--target-name`` > env > ``adhoc``."""
+    where = "ad-hoc (--url and --partner-id)"
+    if flag is not None:
+        return as_adhoc_name(flag, "--target-name"), f"{where}, named by flag --target-name"
+    value = env.get(ENV_TARGET_NAME, "").strip()
+    if value:
+        return as_adhoc_name(value, f"env {ENV_TARGET_NAME}"), f"{where}, named by env {ENV_TARGET_NAME}"
+    return ADHOC_TARGET, where
 
 
 def _layer(flag: Any, flag_source: str, env: Mapping[str, str], env_name: str) -> tuple[Any, str]:

@@ -9,7 +9,14 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from ksentinel.config.model import ENV_NAME_PATTERN, ENVIRONMENTS, MAX_RPS_LIMIT, UNLIMITED, TargetConfig
+from ksentinel.config.model import (
+    ADHOC_NAME_PATTERN,
+    ENV_NAME_PATTERN,
+    ENVIRONMENTS,
+    MAX_RPS_LIMIT,
+    UNLIMITED,
+    TargetConfig,
+)
 
 
 class Invalid(Exception):
@@ -45,6 +52,23 @@ def as_string(value: Any, where: str) -> str:
 def as_int(value: Any, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise Invalid(f"{where}: expected an integer, got {describe(value)}")
+    return value
+
+
+def as_count(value: Any, where: str) -> int:
+    """An integer >= 0 (a TOML integer, not a float or a boolean)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise Invalid(f"{where}: expected an integer >= 0, got {describe(value)}")
+    return value
+
+
+def as_adhoc_name(value: Any, where: str) -> str:
+    """The name of an ad-hoc target: it becomes the ``target`` label of the probe's series."""
+    if not isinstance(value, str) or not ADHOC_NAME_PATTERN.match(value):
+        raise Invalid(
+            f"{where}: expected a name of letters, digits, '_', '-' and '.' that starts with a letter "
+            f"(at most 64 characters; it becomes the target label), got {describe(value)}"
+        )
     return value
 
 

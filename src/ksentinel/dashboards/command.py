@@ -9,21 +9,13 @@ from typing import Any, TypeVar
 
 import click
 
-from ksentinel.cli_errors import OneLineErrorGroup
+from ksentinel.cli_errors import OneLineErrorGroup, global_config
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 @click.group("dashboards", cls=OneLineErrorGroup)
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="KSENTINEL_CONFIG",
-    show_envvar=True,
-    help="ksentinel.toml with [slo] and [dashboards] [default: found walking up from here].",
-)
 @click.option(
     "--suite",
     type=click.Path(file_okay=False, path_type=Path),
@@ -32,10 +24,13 @@ F = TypeVar("F", bound=Callable[..., Any])
     help="Folder with the *.dashboard.py files [default: ./dashboards].",
 )
 @click.pass_context
-def dashboards_group(ctx: click.Context, config_path: Path | None, suite: Path | None) -> None:
-    """Grafana dashboards and alert rules as code: generated from dashboards/ and [slo]."""
+def dashboards_group(ctx: click.Context, suite: Path | None) -> None:
+    """Grafana dashboards and alert rules as code: generated from dashboards/ and [slo].
+
+    --config FILE (the ksentinel.toml with [slo] and [dashboards]) is accepted here or after the
+    subcommand, like everywhere.
+    """
     ctx.ensure_object(dict)
-    ctx.obj["dashboards_config"] = config_path
     ctx.obj["dashboards_suite"] = suite
 
 
@@ -43,7 +38,7 @@ def _build(ctx: click.Context) -> Any:
     from ksentinel.config import load_config
     from ksentinel.dashboards.build import build
 
-    config = load_config(ctx.obj.get("dashboards_config"))
+    config = load_config(global_config(ctx))
     return build(config, _suite(ctx).path)
 
 

@@ -17,13 +17,20 @@ from pathlib import Path
 
 import click
 
-from ksentinel.cli_target import TargetSelection, check_faults, fault_option, target_options
+from ksentinel.cli_target import (
+    ReportRequest,
+    TargetSelection,
+    check_faults,
+    fault_option,
+    report_options,
+    target_options,
+)
 from ksentinel.config import Config, Target
 from ksentinel.demo.progress import StageProgress, stage_progress
 from ksentinel.demo.stages import STAGES, DemoRun, Tick
 from ksentinel.errors import ConfigError, KsentinelError
 from ksentinel.report.model import RunReport, Stage
-from ksentinel.report.render import prepare_folder, write_report
+from ksentinel.report.render import write_report
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 TARGET_STAGE = "target"
@@ -31,10 +38,12 @@ TARGET_STAGE = "target"
 
 @click.command("demo")
 @target_options
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for the report, logs and generated files [default: reports/<time>].",
+@report_options(
+    "index",
+    alias="--out",
+    alias_names_file=False,
+    alias_envvar="KSENTINEL_DEMO_OUT",
+    what="DIR/index.html and DIR/index.json, the logs and generated files under it",
 )
 @click.option(
     "--load-time",
@@ -52,7 +61,7 @@ TARGET_STAGE = "target"
 @fault_option
 def demo_command(
     selection: TargetSelection,
-    out: Path | None,
+    report: ReportRequest,
     load_time: str,
     skip: tuple[str, ...],
     faults: tuple[str, ...],
@@ -61,9 +70,9 @@ def demo_command(
 
     Without a target it starts the embedded reference platform on a free loopback port with a
     throw-away data folder. It runs the contract suite (profile quick), a short smoke load run,
-    one probe pass, builds the dashboards and alert rules, and writes reports/<time>/index.html
-    with the same data as index.json beside it. --target/--url runs the same against a real
-    platform (what the run creates there is tagged and removed).
+    one probe pass, builds the dashboards and alert rules, and writes DIR/index.html (--report DIR,
+    default reports/<time>/) with the same data as index.json beside it. --target/--url runs the
+    same against a real platform (what the run creates there is tagged and removed).
 
     Exit 0 when everything passed, 1 when a check, an SLO or a probe failed, 2 on a usage or
     target error, 130 when interrupted.
@@ -73,9 +82,8 @@ def demo_command(
     load_seconds = parse_run_time(load_time, "--load-time")
     config, resolved = selection.resolve()
     check_faults(faults, embedded=resolved.embedded)
-    out = (out or Path("reports") / time.strftime("%Y%m%d-%H%M%S")).absolute()
-    prepare_folder(out, "--out")
-    report = RunReport(
+    out = report.html(config).parent.absolute()
+    run_report = RunReport(
         title="ksentinel demo", target="(starting)", started=time.strftime("%Y-%m-%d %H:%M:%S %Z")
     )
     started = time.monotonic()
@@ -83,23 +91,25 @@ def demo_command(
     with _interrupts() as interrupted, stage_progress(names) as progress:
         try:
             _run_stages(
-                report, progress, interrupted, resolved.target, config, out, load_seconds, skip, faults
+                run_report, progress, interrupted, resolved.target, config, out, load_seconds, skip, faults
             )
         except KeyboardInterrupt:
             interrupted.set()
-            report.stages.append(Stage("demo", "interrupted", 0.0, "interrupted while starting or stopping"))
-    report.duration = time.monotonic() - started
+            run_report.stages.append(
+                Stage("demo", "interrupted", 0.0, "interrupted while starting or stopping")
+            )
+    run_report.duration = time.monotonic() - started
     if (
-        not any(s.name == TARGET_STAGE and s.status == "passed" for s in report.stages)
-        and not report.interrupted
+        not any(s.name == TARGET_STAGE and s.status == "passed" for s in run_report.stages)
+        and not run_report.interrupted
     ):
-        failure = next((s for s in report.stages if s.status == "error"), None)
+        failure = next((s for s in run_report.stages if s.status == "error"), None)
         raise ConfigError(failure.summary if failure else "the target could not be opened")
-    html = write_report(report, out / "index.html")
-    _summary(report, html)
-    if report.interrupted:
+    html = write_report(run_report, out / "index.html")
+    _summary(run_report, html)
+    if run_report.interrupted:
         sys.exit(EXIT_INTERRUPTED)
-    sys.exit(EXIT_OK if report.ok else EXIT_FAILED)
+    sys.exit(EXIT_OK if run_report.ok else EXIT_FAILED)
 
 
 def _run_stages(

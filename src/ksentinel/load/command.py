@@ -6,13 +6,19 @@ Also runnable on its own: ``python -m ksentinel.load --profile smoke``.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import click
 
-from ksentinel.cli_errors import one_line_errors
-from ksentinel.cli_target import TargetSelection, check_faults, fault_option, target_options
+from ksentinel.cli_errors import OneLineErrorCommand, one_line_errors
+from ksentinel.cli_target import (
+    ReportRequest,
+    TargetSelection,
+    check_faults,
+    fault_option,
+    report_options,
+    target_options,
+)
 from ksentinel.config import Target
 from ksentinel.errors import ConfigError
 from ksentinel.load.settings import (
@@ -38,11 +44,7 @@ def refuse_production(target: Target | None, allow_production: bool) -> None:
         )
 
 
-def _default_report() -> Path:
-    return Path("reports") / time.strftime("%Y%m%d-%H%M%S") / "load.html"
-
-
-@click.command("load")
+@click.command("load", cls=OneLineErrorCommand)
 @target_options
 @click.option(
     "--profile",
@@ -86,12 +88,12 @@ def _default_report() -> Path:
     metavar="N",
     help="Run Locust's master with N local worker processes (0: one process).",
 )
-@click.option(
-    "--html",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="KSENTINEL_LOAD_HTML",
-    show_envvar=True,
-    help="Locust's HTML report [default: reports/<time>/load.html].",
+@report_options(
+    "load",
+    alias="--html",
+    envvar="KSENTINEL_LOAD_REPORT",
+    alias_envvar="KSENTINEL_LOAD_HTML",
+    what="Locust's HTML report as DIR/load.html",
 )
 @click.option(
     "--csv",
@@ -129,7 +131,7 @@ def load_command(
     spawn_rate: float | None,
     run_time: str | None,
     workers: int,
-    html: Path | None,
+    report: ReportRequest,
     csv_prefix: str | None,
     metrics_port: int | None,
     suite: Path | None,
@@ -149,7 +151,7 @@ def load_command(
         spawn_rate,
         run_time,
         workers,
-        html,
+        report,
         csv_prefix,
         metrics_port,
         suite,
@@ -166,7 +168,7 @@ def _load(
     spawn_rate: float | None,
     run_time: str | None,
     workers: int,
-    html: Path | None,
+    report_request: ReportRequest,
     csv_prefix: str | None,
     metrics_port: int | None,
     suite: Path | None,
@@ -179,7 +181,6 @@ def _load(
     from ksentinel.flows import new_run_id
     from ksentinel.load.profiles import parse_run_time
     from ksentinel.load.runner import plan_load, run_load
-    from ksentinel.report.render import prepare_folder
 
     seconds = parse_run_time(run_time, "--run-time") if run_time else None
     config, resolved = selection.resolve()
@@ -188,8 +189,7 @@ def _load(
     plan_load(
         profile=profile, users=users, spawn_rate=spawn_rate, run_time=seconds, suite=suite, config=config
     )
-    report = html or _default_report()
-    prepare_folder(report.parent, "--html")
+    report = report_request.html(config)
     run_tag = new_run_id()
     with open_target(resolved.target, faults=faults, config=config) as target:
         check_target(target)

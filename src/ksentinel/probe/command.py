@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import dataclasses
 import difflib
 import logging
 import os
@@ -18,12 +19,20 @@ import click
 
 from ksentinel.cli_errors import OneLineErrorGroup
 from ksentinel.cli_target import TargetSelection, check_faults, fault_option, target_options
+from ksentinel.config import check_adhoc_name
 from ksentinel.config.values import Invalid
 from ksentinel.errors import ConfigError
 from ksentinel.flows import all_flows
-from ksentinel.probe.config import DEFAULT_LISTEN, Pair, load_probe_config, parse_listen
+from ksentinel.probe.config import DEFAULT_LISTEN, Pair, ProbeConfig, load_probe_config, parse_listen
 from ksentinel.probe.door import DEFAULT_MIN_INTERVAL
-from ksentinel.probe.targets import choose_targets, open_probe_targets, read_only, schedule, sharded
+from ksentinel.probe.targets import (
+    TargetChoice,
+    choose_targets,
+    open_probe_targets,
+    read_only,
+    schedule,
+    sharded,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _M_ARENA_MAX, _M_MMAP_THRESHOLD = -8, -3  # mallopt parameter numbers in glibc's malloc.h
@@ -95,7 +104,7 @@ def serve(
     except Invalid as exc:
         raise ConfigError(str(exc)) from None
     web = load_web_config(web_config_file) if web_config_file else None
-    choice = choose_targets(probes, selection)
+    choice = _choose(probes, selection)
     check_faults(faults, embedded=all(target is None for target in choice.targets))
     with open_probe_targets(choice, faults=faults, config=probes.config) as targets:
         pairs, notices = sharded(probes, *read_only(schedule(probes, choice, list(targets)), targets))
@@ -132,7 +141,12 @@ def serve(
 
 @probe_group.command("run")
 @target_options
-@click.option("--once", is_flag=True, default=True, help="One pass over the flows, then exit (the default).")
+@click.option(
+    "--once",
+    is_flag=True,
+    help="One pass over the flows, then exit: what probe run always does, so the flag may be left out "
+    "(the schedule is probe serve).",
+)
 @click.option(
     "--flow",
     "flows",
@@ -158,6 +172,8 @@ def run(
 ) -> None:
     """One pass over the flows for cron or CI: a table of flows and steps, exit 1 if any failed.
 
+    Always one pass (--once says so and changes nothing); probe serve runs the schedule.
+
     Exit 0 when every flow succeeded, 1 when one failed, 2 on a usage error or a target that
     cannot be probed at all (unreachable, not a Kaltura API, wrong secret).
     """
@@ -171,7 +187,7 @@ def run(
             hint = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
             detail = f"did you mean '{hint[0]}'?" if hint else f"known flows: {', '.join(sorted(known))}"
             raise ConfigError(f"--flow: unknown flow '{name}'; {detail}")
-    choice = choose_targets(probes, selection)
+    choice = _choose(probes, selection)
     check_faults(faults, embedded=all(target is None for target in choice.targets))
     with open_probe_targets(choice, faults=faults, config=probes.config) as targets:
         for probe_target in targets.values():
@@ -191,6 +207,18 @@ def run(
         result = run_pass(targets, pairs, probes.options, notices=notices)
     click.echo(render_table(result))
     sys.exit(result.exit_code)
+
+
+def _choose(probes: ProbeConfig, selection: TargetSelection) -> TargetChoice:
+    """The targets to probe; ``--target-name`` names the ad-hoc ``--url`` target (its ``target`` label)."""
+    choice = choose_targets(probes, selection)
+    if selection.adhoc_name is None:
+        return choice
+    targets = [target for target in choice.targets if target is not None and target.adhoc]
+    if len(targets) != 1 or len(choice.targets) != 1:
+        raise ConfigError("--target-name names an ad-hoc target: add --url URL --partner-id N")
+    name = check_adhoc_name(selection.adhoc_name)
+    return TargetChoice((dataclasses.replace(targets[0], name=name),), choice.override)
 
 
 def _tune_malloc() -> None:

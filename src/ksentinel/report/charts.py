@@ -1,14 +1,17 @@
 """Inline SVG line charts for the HTML report: pure Python, no JavaScript, no external assets.
 
 :func:`line_chart` draws series of ``(x seconds, y or None)`` points: axes with rounded ticks, a
-legend, one ``<path>`` per series (``None`` leaves a gap), colours from the Okabe-Ito palette (safe
-for colour-blind readers) and, past its 8 colours, dashes. Every text is escaped (step names come
-from the user's configuration); the ``viewBox`` is fixed and the CSS width is 100%, so a chart scales
-with the page. At most :data:`MAX_DRAWN` points per series are drawn (each bucket of neighbouring
-points keeps its minimum and maximum, so spikes stay visible).
+legend naming each series, one ``<path>`` per series (``None`` leaves a gap), colours from the
+Okabe-Ito palette (told apart also with protanopia, deuteranopia and tritanopia) and, past its 7
+colours, dashes. Every text is escaped (step names come from the user's configuration); the
+``viewBox`` is fixed and the CSS width is 100%, so a chart scales with the page. At most
+:data:`MAX_DRAWN` points per series are drawn (each bucket of neighbouring points keeps its minimum
+and maximum, so spikes stay visible).
 
-:func:`load_charts` turns a load summary's ``timeline`` into two charts: throughput and p95
-latency per step over time.
+:func:`load_charts` turns a load summary's ``timeline`` into two charts, throughput and p95
+latency per step over time, with at most :data:`MAX_SERIES` steps each: the slowest (by the run's
+p95), the same steps in the same colours in both, and the rest as one grey dashed ``other`` series
+(their summed throughput; their highest p95 at each moment), which its legend says.
 """
 
 from __future__ import annotations
@@ -26,9 +29,13 @@ LEFT, RIGHT, TOP, BOTTOM = 64, 210, 36, 48  # margins around the plot; the legen
 LEGEND_ROW = 18
 LEGEND_CHARS = 26
 MAX_DRAWN = 400
-MAX_SERIES = 12  # load_charts: more steps than this are summed (throughput) or left out (latency)
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#56B4E9", "#CC79A7", "#000000", "#8F7C00")
+MAX_SERIES = 6  # load_charts: the slowest steps drawn one by one; the rest are one "other" series
+#: Okabe-Ito (Wong, Nature Methods 2011) without its yellow, which is too light on white
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000")
 DASHES = ("", "6 3", "2 3")
+#: the style index of an aggregate series ("other"): dark grey, dashed
+OTHER = -1
+OTHER_STYLE = ("#555555", "6 3")
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _TIME_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
 
@@ -108,6 +115,8 @@ def _path(points: Sequence[Point], sx: Any, sy: Any) -> str:
 
 
 def _style(index: int) -> tuple[str, str]:
+    if index == OTHER:
+        return OTHER_STYLE
     return PALETTE[index % len(PALETTE)], DASHES[(index // len(PALETTE)) % len(DASHES)]
 
 
@@ -122,8 +131,8 @@ def line_chart(
 ) -> str:
     """One ``<svg class="chart">`` of ``series`` (name -> ``(x seconds, y)``, ``None`` = gap).
 
-    ``styles`` maps a series to its colour/dash index (the same step keeps its colour across charts);
-    by default series are styled in order.
+    ``styles`` maps a series to its colour/dash index (the same step keeps its colour across charts;
+    :data:`OTHER`: an aggregate's grey dashes); by default series are styled in order.
     """
     drawn = {name: downsample(points) for name, points in series.items()}
     xs = [x for points in drawn.values() for x, _ in points]
@@ -208,7 +217,12 @@ def line_chart(
 
 
 def load_charts(summary: Mapping[str, Any] | None) -> list[str]:
-    """Throughput (req/s) and p95 latency (ms) per step over time; ``[]`` without a timeline."""
+    """Throughput (req/s) and p95 latency (ms) per step over time; ``[]`` without a timeline.
+
+    Each chart draws at most :data:`MAX_SERIES` steps, the slowest by the run's p95 (ties: the busier
+    first), slowest first, and one ``other`` series for the rest: their summed throughput, and the
+    highest p95 among them at each moment (a gap where none of them made a request).
+    """
     timeline = [p for p in (summary or {}).get("timeline") or [] if isinstance(p, Mapping)]
     if not timeline:
         return []
@@ -216,43 +230,52 @@ def load_charts(summary: Mapping[str, Any] | None) -> list[str]:
     for point in timeline:
         for step, values in (point.get("steps") or {}).items():
             volume[step] = volume.get(step, 0) + int(values.get("requests") or 0)
-    by_volume = sorted(volume, key=lambda s: (-volume[s], s))
-    styles = {step: index for index, step in enumerate(by_volume)}
-
-    def values(step: str, key: str, scale: float, missing: float | None) -> list[Point]:
-        out: list[Point] = []
-        for point in timeline:
-            value = ((point.get("steps") or {}).get(step) or {}).get(key)
-            out.append((float(point["t"]), missing if value is None else float(value) * scale))
-        return out
-
-    shown = by_volume[:MAX_SERIES]
-    throughput = {step: values(step, "rps", 1.0, 0.0) for step in shown}
-    rest = by_volume[MAX_SERIES:]
-    if rest:
-        name = f"other ({len(rest)} steps)"
-        throughput[name] = [
-            (float(p["t"]), sum(float(((p.get("steps") or {}).get(s) or {}).get("rps") or 0) for s in rest))
-            for p in timeline
-        ]
-        styles[name] = len(by_volume)
     steps = (summary or {}).get("steps") or {}
 
     def overall_p95(step: str) -> float:
         return float(((steps.get(step) or {}).get("latency") or {}).get("p95") or 0.0)
 
-    slowest = sorted(volume, key=lambda s: (-overall_p95(s), s))[:MAX_SERIES]
-    latency = {step: values(step, "p95", 1000.0, None) for step in sorted(slowest, key=styles.__getitem__)}
-    latency_title = "p95 latency per step"
-    if len(volume) > MAX_SERIES:
-        latency_title += f" (the {MAX_SERIES} slowest of {len(volume)} steps)"
+    slowest = sorted(volume, key=lambda s: (-overall_p95(s), -volume[s], s))
+    shown, rest = slowest[:MAX_SERIES], slowest[MAX_SERIES:]
+    styles = {step: index for index, step in enumerate(shown)}
+
+    def value(point: Mapping[str, Any], step: str, key: str) -> float | None:
+        found = ((point.get("steps") or {}).get(step) or {}).get(key)
+        return None if found is None else float(found)
+
+    throughput: dict[str, list[Point]] = {
+        step: [(float(p["t"]), value(p, step, "rps") or 0.0) for p in timeline] for step in shown
+    }
+    latency: dict[str, list[Point]] = {}
+    for step in shown:
+        latency[step] = [(float(p["t"]), _ms(value(p, step, "p95"))) for p in timeline]
+    throughput_title, latency_title = "Throughput per step", "p95 latency per step"
+    if rest:
+        plural = "s" if len(rest) != 1 else ""
+        summed, worst = f"other ({len(rest)} step{plural}, sum)", f"other ({len(rest)} step{plural}, max p95)"
+        throughput[summed] = [(float(p["t"]), sum(value(p, s, "rps") or 0.0 for s in rest)) for p in timeline]
+        latency[worst] = [
+            (
+                float(p["t"]),
+                _ms(max((v for s in rest if (v := value(p, s, "p95")) is not None), default=None)),
+            )
+            for p in timeline
+        ]
+        styles[summed] = styles[worst] = OTHER
+        shown_text = f"the {len(shown)} slowest of {len(volume)} steps"
+        throughput_title += f" ({shown_text}; other: the rest summed)"
+        latency_title += f" ({shown_text}; other: the highest p95 of the rest)"
     return [
         line_chart(
             throughput,
-            title="Throughput per step",
+            title=throughput_title,
             y_label="requests per second",
             unit="req/s",
             styles=styles,
         ),
         line_chart(latency, title=latency_title, y_label="p95 latency", unit="ms", styles=styles),
     ]
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000.0

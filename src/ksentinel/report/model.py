@@ -37,6 +37,8 @@ class CheckResult:
     findings: list[dict[str, Any]] = field(default_factory=list)
     #: a fuzzed action's cases: ``sent``, ``judged``, ``not_tested`` and ``reasons`` (why, how many)
     cases: dict[str, Any] = field(default_factory=dict)
+    #: a row that sums up other rows (every fuzzed action: "all actions"): shown, never counted
+    summary: bool = False
 
     def __post_init__(self) -> None:
         self.message = redact(self.message)
@@ -54,6 +56,35 @@ class CheckResult:
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
         return cls(**known)
 
+    def rules(self) -> list[str]:
+        """The rules it broke (``rule`` may name several: ``a, b``)."""
+        return [rule.strip() for rule in self.rule.split(",") if rule.strip()]
+
+    def problem_lines(self) -> list[tuple[str, str]]:
+        """The message as ``(rule, text)`` lines, each rule named once.
+
+        A broken rule's line starts with its name (``no_internal_error: media.get answered ...``):
+        the name moves to the line's rule. A rule no line names goes with the first line.
+        """
+        rules = self.rules()
+        lines: list[tuple[str, str]] = []
+        for line in (self.message or "").splitlines():
+            line = line.removeprefix("AssertionError: ")
+            named = next((r for r in rules if line.startswith(f"{r}:")), "")
+            lines.append((named, line[len(named) + 1 :].strip() if named else line))
+        unnamed = [r for r in rules if r not in {named for named, _ in lines}]
+        if unnamed and lines and not lines[0][0]:
+            lines[0] = (", ".join(unnamed), lines[0][1])
+        elif unnamed:
+            lines.insert(0, (", ".join(unnamed), ""))
+        return lines
+
+    def headline(self) -> str:
+        """The first line of what went wrong, its rule (else the check's name) named once: ``rule: text``."""
+        lines = self.problem_lines()
+        rule, text = lines[0] if lines else ("", "")
+        return f"{rule or self.name}: {text}" if text else rule or self.name
+
 
 @dataclass
 class ContractSection:
@@ -64,7 +95,9 @@ class ContractSection:
     interrupted: bool = False
 
     def counts(self) -> dict[str, int]:
-        return {outcome: sum(1 for r in self.results if r.outcome == outcome) for outcome in OUTCOMES}
+        """Checks by outcome; a summary row is not one more check."""
+        checks = [r for r in self.results if not r.summary]
+        return {outcome: sum(1 for r in checks if r.outcome == outcome) for outcome in OUTCOMES}
 
     @property
     def ok(self) -> bool:
@@ -87,7 +120,7 @@ class ContractSection:
         """The subjects of the checks that were not tested, by reason (``not tested: `` left out)."""
         reasons: dict[str, list[str]] = {}
         for result in sorted(self.results, key=lambda r: (r.kind, r.subject)):
-            if result.outcome == "not_tested":
+            if result.outcome == "not_tested" and not result.summary:
                 why = (result.message or "").splitlines()[0] if result.message else ""
                 reasons.setdefault(why.removeprefix("not tested: ") or "no reason given", []).append(
                     result.subject
@@ -148,6 +181,8 @@ class RunReport:
     matrix: dict[str, Any] | None = None
     #: ``check-traffic``: :func:`ksentinel.report.traffic_section.traffic_section`
     traffic: dict[str, Any] | None = None
+    #: ``schema diff``: :func:`ksentinel.report.schema_diff_section.schema_diff_section`
+    schema_diff: dict[str, Any] | None = None
     stages: list[Stage] = field(default_factory=list)
     links: dict[str, str] = field(default_factory=dict)
 
@@ -163,7 +198,14 @@ class RunReport:
     def ok(self) -> bool:
         sections_ok = all(
             section is None or section.get("ok", False)
-            for section in (self.load, self.probe, self.dashboards, self.matrix, self.traffic)
+            for section in (
+                self.load,
+                self.probe,
+                self.dashboards,
+                self.matrix,
+                self.traffic,
+                self.schema_diff,
+            )
         )
         stages_ok = all(stage.status in ("passed", "skipped") for stage in self.stages)
         return (self.contract is None or self.contract.ok) and sections_ok and stages_ok

@@ -26,7 +26,16 @@ def _pretty(value: object) -> str:
     return "" if value is None else str(value)
 
 
+def _body(text: object) -> str:
+    """A recorded body: indented when it is whole JSON, as it is otherwise (cut, described)."""
+    try:
+        return json.dumps(json.loads(str(text)), indent=2, ensure_ascii=False)
+    except ValueError:
+        return "" if text is None else str(text)
+
+
 _ENV.filters["pretty"] = _pretty
+_ENV.filters["body"] = _body
 
 
 def render_html(report: RunReport) -> str:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 import click
 
+from ksentinel.cli_errors import global_config
+from ksentinel.cli_target import ReportRequest, report_options
 from ksentinel.report.model import RunReport
-from ksentinel.report.render import prepare_folder, write_report
+from ksentinel.report.render import write_report
 from ksentinel.selftest.matrix import PARTS
 from ksentinel.selftest.soak import DEFAULT_PASSES
 
@@ -35,11 +36,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
     type=click.Choice(PARTS),
     help="Run only this part (repeatable) [default: all].",
 )
-@click.option(
-    "--report",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the HTML report here, and its JSON twin beside it [default: reports/<time>/selftest.html].",
-)
+@report_options("selftest")
 @click.option(
     "--soak",
     "soak_passes",
@@ -51,7 +48,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 )
 @click.option("-v", "--verbose", is_flag=True, help="Show the parts' own output as they run.")
 def selftest_command(
-    faults: tuple[str, ...], parts: tuple[str, ...], report: Path | None, soak_passes: int, verbose: bool
+    faults: tuple[str, ...], parts: tuple[str, ...], report: ReportRequest, soak_passes: int, verbose: bool
 ) -> None:
     """Run the fault matrix: does each part catch the reference platform's faults it is named for?
 
@@ -60,13 +57,13 @@ def selftest_command(
     raise nothing anywhere, and a clean soak of --soak probe passes of every flow must not fail
     once. Takes about ten minutes for the whole catalogue and soak (docs/selftest.md).
     """
+    from ksentinel.config import load_config
     from ksentinel.reference.faults import parse_faults
     from ksentinel.selftest.run import run_matrix
 
     parse_faults(list(faults))  # unknown names: one line, exit 2, before anything starts
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
-    report = report or Path("reports") / time.strftime("%Y%m%d-%H%M%S") / "selftest.html"
-    prepare_folder(report.parent, "--report")
+    report_path = report.html(load_config(global_config()))  # [reports] keep
 
     def progress(line: str) -> None:
         click.echo(f"[{time.strftime('%H:%M:%S')}] {line}", err=True)
@@ -87,7 +84,7 @@ def selftest_command(
             duration=matrix.seconds,
             matrix=matrix.as_dict(),
         ),
-        report,
+        report_path,
     )
     click.echo(f"report: {html}")
     sys.exit(EXIT_OK if matrix.ok else EXIT_FAILED)

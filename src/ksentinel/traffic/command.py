@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from ksentinel.cli_errors import one_line_errors
-from ksentinel.cli_target import TargetSelection, target_options
+from ksentinel.cli_target import ReportRequest, TargetSelection, report_options, target_options
 from ksentinel.kaltura.redact import redact
 from ksentinel.report.render import prepare_folder
 from ksentinel.traffic.calls import endpoint_of
@@ -73,11 +73,7 @@ def load_schema(schema_file: Path | None, selection: TargetSelection) -> LoadedS
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the outcome as JSON here.",
 )
-@click.option(
-    "--report",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the HTML report here [default: reports/<time>/traffic.html].",
-)
+@report_options("traffic")
 @click.option("-v", "--verbose", is_flag=True, help="One line per exchange, not only the failing ones.")
 @one_line_errors
 def check_traffic(
@@ -86,7 +82,7 @@ def check_traffic(
     selection: TargetSelection,
     junit: Path | None,
     json_path: Path | None,
-    report: Path | None,
+    report: ReportRequest,
     verbose: bool,
 ) -> None:
     """Judge recorded Kaltura traffic (a HAR file) against the Kaltura schema; nothing is sent.
@@ -97,12 +93,12 @@ def check_traffic(
     fails, 2 on bad input or when nothing could be judged.
     """
     started = time.time()
-    report = report or Path("reports") / time.strftime("%Y%m%d-%H%M%S") / "traffic.html"
     exchanges, malformed = read_har(har_file)
     entries = len(exchanges) + malformed
     if not any(endpoint_of(e.url) is not None and e.method != "OPTIONS" for e in exchanges):
         _not_tested(f"{har_file} has no /api_v3 exchange ({entries} entries)")
-    for path, option in ((report, "--report"), (junit, "--junit"), (json_path, "--json")):
+    report_path = report.html(selection.load())
+    for path, option in ((junit, "--junit"), (json_path, "--json")):
         if path is not None:
             prepare_folder(path.parent, option)
     schema = load_schema(schema_file, selection)
@@ -122,7 +118,7 @@ def check_traffic(
         write_junit(outcome, junit)
     if json_path is not None:
         write_json(outcome, json_path)
-    report_path = _write_report(outcome, report, started)
+    report_path = _write_report(outcome, report_path, started)
     _summary(outcome, verbose)
     click.echo(f"report: {report_path}")
     for label, path in (("junit", junit), ("json", json_path)):

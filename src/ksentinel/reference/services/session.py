@@ -1,4 +1,19 @@
-"""session.start, get, end and startWidgetSession."""
+"""session.start, get, end and startWidgetSession.
+
+``session.start`` refuses as kaltura/server does, so that a client can tell a wrong partner id from a
+wrong secret:
+
+* an unknown partner: ``SERVICE_FORBIDDEN_CONTENT_BLOCKED``. The real server refuses it before the
+  action runs: ``kPermissionManager::initPartnerUserObjects`` (alpha/apps/kaltura/lib/kPermissionManager.php)
+  finds no active partner for the request's ``partnerId`` and throws ``kCoreException::PARTNER_BLOCKED``,
+  which ``KalturaFrontController::getExceptionObject`` (api_v3/lib) turns into that code;
+* a wrong secret of a known partner: ``START_SESSION_ERROR`` with the partner id
+  ("Error while starting session for partner [PID]"): ``SessionService::startAction``
+  (api_v3/services/SessionService.php) when ``kSessionUtils::startKSession`` returns
+  ``myPartnerUtils::isValidSecret``'s negative result;
+* no partner id at all: ``START_SESSION_ERROR`` (the dispatcher ignores a ``partnerId`` of 0, and
+  ``isValidSecret`` finds no partner for it).
+"""
 
 from __future__ import annotations
 
