@@ -296,10 +296,6 @@ def test_target_name_reads_that_targets_live_schema(
 def test_config_before_the_subcommand_reaches_target_names(
     tmp_path: Path, schema_server: str, pair: tuple[str, str]
 ) -> None:
-    try:
-        from ksentinel.cli_errors import global_config  # noqa: F401
-    except ImportError:
-        pytest.skip("this CLI has no global --config")
     config = tmp_path / "ksentinel.toml"
     config.write_text(f'[targets.staging]\nurl = "{schema_server}"\npartner_id = 101\n', encoding="utf-8")
     result = CliRunner().invoke(

@@ -27,14 +27,11 @@ from __future__ import annotations
 import contextlib
 
 from ksentinel.errors import KalturaApiError, KsentinelError, TargetError
-from ksentinel.flows.sessions import ADMIN, Sessions
+from ksentinel.flows.sessions import ADMIN, UNKNOWN_PARTNER_CODES, WRONG_SECRET_CODES, Sessions
 from ksentinel.kaltura.api import KalturaApi
 from ksentinel.kaltura.transport import TransportError
 
-#: What a Kaltura answers when the partner id names no (active) partner.
-UNKNOWN_PARTNER_CODES = frozenset({"SERVICE_FORBIDDEN_CONTENT_BLOCKED", "INVALID_PARTNER_ID"})
-#: What it answers ``session.start`` with a secret that is not the partner's.
-WRONG_SECRET_CODES = frozenset({"START_SESSION_ERROR"})
+__all__ = ["UNKNOWN_PARTNER_CODES", "WRONG_SECRET_CODES", "blame", "preflight", "unknown_partner"]
 
 
 def preflight(api: KalturaApi, sessions: Sessions) -> None:

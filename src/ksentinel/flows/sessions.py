@@ -33,6 +33,20 @@ MAX_POOLED = 64
 #: What a Kaltura server answers when it will not start a session: a KS it does not accept, a
 #: wrong secret for ``session.start``, an unknown (or blocked) partner.
 SESSION_CODES = frozenset({"INVALID_KS", "START_SESSION_ERROR", "SERVICE_FORBIDDEN_CONTENT_BLOCKED"})
+#: What a Kaltura answers when the partner id names no (active) partner (kaltura/server's
+#: ``kPermissionManager`` refuses before the action runs; user and partner services say INVALID_PARTNER_ID).
+UNKNOWN_PARTNER_CODES = frozenset({"SERVICE_FORBIDDEN_CONTENT_BLOCKED", "INVALID_PARTNER_ID"})
+#: What it answers ``session.start`` with a secret that is not the partner's (``SessionService::startAction``).
+WRONG_SECRET_CODES = frozenset({"START_SESSION_ERROR"})
+
+
+def which_is_wrong(code: str, secret: str = "admin secret") -> str:
+    """The question a refused ``session.start`` asks of the configuration, by its error code."""
+    if code in UNKNOWN_PARTNER_CODES:
+        return "is the partner id right?"
+    if code in WRONG_SECRET_CODES:
+        return f"is the {secret} right?"
+    return f"is the partner id or the {secret} right?"
 
 
 class SessionError(ConfigError):
@@ -177,7 +191,7 @@ class Sessions:
                 continue
             return (
                 f"partner {partner_id} refuses the configured {what}: session.start answered {started} "
-                f"and a KS signed with it got {built}; are the secret and the partner id right?"
+                f"and a KS signed with it got {built}; {which_is_wrong(started, what)}"
             )
         return None
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ksentinel.cli_errors import OneLineErrorGroup, one_line_errors
+from ksentinel.cli_errors import OneLineErrorGroup, global_config, one_line_errors
 from ksentinel.cli_target import TargetSelection, target_options
 
 if TYPE_CHECKING:
@@ -122,12 +122,6 @@ def schema_group(
     "classes and enums they reach.",
 )
 @click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="ksentinel.toml for target:NAME and --scope [default: found walking up].",
-)
-@click.option(
     "--timeout",
     type=click.FloatRange(0.1, 600),
     default=60.0,
@@ -144,7 +138,6 @@ def diff_command(
     fail_on: str,
     ignore_file: Path | None,
     use_scope: bool,
-    config_path: Path | None,
     timeout: float,
 ) -> None:
     """List the changes between two Kaltura API schemas, and whether they break existing clients.
@@ -162,7 +155,7 @@ def diff_command(
     from ksentinel.schema.diff_source import load_side
 
     started = time.time()
-    config_path = _config_path(config_path)
+    config_path = global_config()  # --config, before or after the subcommand (target:NAME, --scope)
     if output is not None:
         prepare_folder(output.parent, "--output")
     report_html = prepare_folder(report, "--report") / f"{REPORT_NAME}.html" if report is not None else None
@@ -201,19 +194,6 @@ def diff_command(
     if report_html is not None:
         click.echo(f"report: {_write_report(outcome, report_html, started)}")
     sys.exit(outcome.exit_code)
-
-
-def _config_path(given: Path | None) -> Path | None:
-    """This command's ``--config``, else one given at another level of the invocation (the global
-    ``--config`` of :mod:`ksentinel.cli_errors`, where the CLI has one)."""
-    if given is not None:
-        return given
-    try:
-        from ksentinel.cli_errors import global_config  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:  # a CLI without the global option: --config only here
-        return None
-    value: Path | None = global_config()
-    return value
 
 
 def _scope(config_path: Path | None) -> tuple[Scope | None, str | None]:
