@@ -18,13 +18,13 @@ from typing import Any
 
 import pytest
 
-from ksentinel.contract import response_schema
 from ksentinel.errors import FlowFailure, KalturaApiError, TargetError
 from ksentinel.flows import FlowContext
 from ksentinel.flows.core import TAG
 from ksentinel.flows.indexing import listed_ids, wait_listed
 from ksentinel.kaltura.api import ApiResponse, KalturaApi
 from ksentinel.pytest_plugin import is_production
+from ksentinel.schema import answers as response_schema
 
 RULE = "response_schema_conformance"
 FOUND_RULE = "reads.created_entry_found"

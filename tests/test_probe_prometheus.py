@@ -112,9 +112,9 @@ class Child:
 
 def probe_command() -> list[str]:
     """``ksentinel probe`` as wired in the main command, else the group on its own."""
-    from ksentinel.cli import main
+    from ksentinel.cli import COMMANDS
 
-    if "probe" in main.commands:
+    if "probe" in COMMANDS:
         return [sys.executable, "-m", "ksentinel.cli", "probe"]
     return [sys.executable, "-m", "ksentinel.probe"]
 

@@ -631,7 +631,7 @@ def test_action_blocked_is_its_own_code_in_the_probe_metrics(stub_server: Callab
     metrics.record(outcome)
     text = metrics.text()
     assert (
-        'ksentinel_api_errors_total{target="blocked",flow="session",step="session.start",code="ACTION_BLOCKED"} 1'
+        'ksentinel_api_errors_total{code="ACTION_BLOCKED",flow="session",step="session.start",target="blocked"} 1.0'
         in text
     )
     assert 'code="OTHER"' not in text

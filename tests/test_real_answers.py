@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from ksentinel.contract.response_schema import problems, result_schema
 from ksentinel.kaltura.wire import xml_value
+from ksentinel.schema.answers import problems, result_schema
 from ksentinel.schema.model import Schema
 from ksentinel.schema.openapi import to_openapi
 from ksentinel.schema.xml import parse_schema

@@ -19,11 +19,11 @@ import pytest
 from openapi_spec_validator import validate as validate_openapi
 from openapi_spec_validator.schemas import openapi_v31_schema_validator
 
-from ksentinel.contract.response_schema import result_schema
 from ksentinel.errors import ConfigError, TargetError
 from ksentinel.kaltura.transport import Headers, HttpRequest, HttpResponse
 from ksentinel.reference.apidef import SCHEMA
 from ksentinel.reference.schema_xml import render_schema_xml
+from ksentinel.schema.answers import result_schema
 from ksentinel.schema.command import Summary, render_openapi, write_openapi
 from ksentinel.schema.errors import SchemaError
 from ksentinel.schema.fetch import fetch_schema, schema_url

@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from ksentinel.contract import response_schema
 from ksentinel.kaltura.wire import xml_value
+from ksentinel.schema import answers as response_schema
 from ksentinel.schema import serialization
 from ksentinel.schema.openapi import to_openapi
 from ksentinel.schema.xml import parse_schema

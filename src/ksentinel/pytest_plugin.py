@@ -45,6 +45,7 @@ from ksentinel.contract.profiles import ContractProfile, get_profile
 from ksentinel.contract.settings import ContractSettings, contract_settings
 from ksentinel.errors import ConfigError
 from ksentinel.flows import Credentials, FlowContext, FlowResult, Sessions, get_flow, new_run_id, run_flow
+from ksentinel.flows.sessions import credentials_of
 from ksentinel.kaltura.api import KalturaApi
 from ksentinel.kaltura.recorder import Recorder, evidence
 from ksentinel.kaltura.redact import redact
@@ -434,16 +435,7 @@ def is_production(target: Target) -> bool:
 
 @pytest.fixture(scope="session")
 def ksentinel_credentials(ksentinel_target: Target) -> Credentials:
-    t = ksentinel_target
-    assert t.admin_secret is not None
-    return Credentials(
-        t.partner_id,
-        t.admin_secret.reveal(),
-        t.user_secret.reveal() if t.user_secret else None,
-        t.peer_partner_id,
-        t.peer_admin_secret.reveal() if t.peer_admin_secret else None,
-        t.ks_version,
-    )
+    return credentials_of(ksentinel_target)
 
 
 @pytest.fixture(scope="session")

@@ -47,7 +47,6 @@ from ksentinel.config.values import (
     unknown_target,
 )
 from ksentinel.errors import ConfigError
-from ksentinel.kaltura.transport import set_rate_limit
 
 
 def resolve_target(
@@ -85,6 +84,8 @@ def resolve_target(
     except Invalid as exc:
         raise ConfigError(str(exc)) from None
     if resolved.target is not None:
+        from ksentinel.kaltura.transport import set_rate_limit  # httpx: only once a target is resolved
+
         set_rate_limit(resolved.target.url, resolved.target.max_rps)
     return resolved
 

@@ -30,17 +30,17 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import schemathesis
 
-from ksentinel.contract import response_schema
 from ksentinel.contract.ks_placement import ks_of
 from ksentinel.contract.negative import expected_rejection
 from ksentinel.kaltura.redact import looks_like_ks, redact
+from ksentinel.schema import answers as response_schema
+from ksentinel.schema.answers import envelope_problems
 
 if TYPE_CHECKING:
     from schemathesis import Case, CheckContext, Response
@@ -172,34 +172,6 @@ def describe_non_json(text: str) -> str:
     if lowered.startswith("<?xml"):
         return "XML although format=1 asked for JSON"
     return f"a body that is not JSON ({excerpt(stripped, 40)!r})"
-
-
-def envelope_problems(error: Mapping[str, Any]) -> list[str]:
-    """How a KalturaAPIException object departs from the documented envelope."""
-    found = [
-        f"{key} is not a string"
-        for key in ("code", "message", "objectType")
-        if not isinstance(error.get(key), str)
-    ]
-    if isinstance(error.get("code"), str) and not error["code"]:
-        found.append("code is empty")
-    if "args" not in error:
-        found.append("args is missing")
-    else:
-        args = error["args"]
-        if isinstance(args, list):
-            if args:
-                found.append("args is a non-empty array")
-        elif isinstance(args, dict):
-            bad = [k for k, v in args.items() if not isinstance(v, str)]
-            if bad:
-                found.append(f"args values are not strings ({', '.join(sorted(bad)[:3])})")
-        else:
-            found.append("args is neither an object nor an empty array")
-    unexpected = sorted(set(error) - {"code", "message", "objectType", "args"})
-    if unexpected:
-        found.append(f"unexpected keys {', '.join(unexpected[:3])}")
-    return found
 
 
 def _returns_file(case: Case) -> bool:

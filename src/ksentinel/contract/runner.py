@@ -19,31 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ksentinel.config import ENV_CONFIG, Target, load_config
+from ksentinel.config.child_env import target_environment
 from ksentinel.contract.profiles import get_profile
 from ksentinel.contract.settings import contract_settings
-from ksentinel.errors import ConfigError, KsentinelError
-from ksentinel.flows import Credentials, Sessions
-from ksentinel.flows.preflight import preflight
-from ksentinel.kaltura.api import KalturaApi
 from ksentinel.report import CheckResult, ContractSection, RunReport, write_report
 
 EXIT_OK, EXIT_BROKEN, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-TARGET_ENV = (
-    "KSENTINEL_URL",
-    "KSENTINEL_PARTNER_ID",
-    "KSENTINEL_ADMIN_SECRET",
-    "KSENTINEL_USER_SECRET",
-    "KSENTINEL_PEER_PARTNER_ID",
-    "KSENTINEL_PEER_ADMIN_SECRET",
-    "KSENTINEL_TARGET",
-    "KSENTINEL_CONFIG",
-    "KSENTINEL_KS_VERSION",
-    "KSENTINEL_TIMEOUT",
-    "KSENTINEL_READY_TIMEOUT",
-    "KSENTINEL_ENVIRONMENT",
-    "KSENTINEL_ALLOW_WRITES",
-    "KSENTINEL_MAX_RPS",
-)
 
 
 @dataclass
@@ -61,37 +42,13 @@ def find_suite(suite: Path | None) -> Path:
     return find("contracts", suite).path
 
 
-def credentials_of(target: Target) -> Credentials:
-    if target.admin_secret is None:
-        raise ConfigError(f"target {target.name!r} has no admin secret (set KSENTINEL_ADMIN_SECRET)")
-    return Credentials(
-        target.partner_id,
-        target.admin_secret.reveal(),
-        target.user_secret.reveal() if target.user_secret else None,
-        target.peer_partner_id,
-        target.peer_admin_secret.reveal() if target.peer_admin_secret else None,
-        target.ks_version,
-    )
-
-
-def check_target(target: Target) -> Credentials:
-    """Preflight: raises a one-line TargetError when the target cannot be tested at all. The KS it
-    used is ended right after (``session.end``, the KS in the body)."""
-    credentials = credentials_of(target)
-    with KalturaApi(target.url, partner_id=target.partner_id, timeout=min(target.timeout, 15.0)) as api:
-        sessions = Sessions(credentials, track=True)
-        try:
-            preflight(api, sessions)
-        finally:
-            # best effort and brief: a target that hangs past the preflight must not hold the run
-            with (
-                contextlib.suppress(KsentinelError),
-                KalturaApi(
-                    target.url, partner_id=target.partner_id, timeout=min(target.timeout, 3.0)
-                ) as brief,
-            ):
-                sessions.end_all(brief)
-    return credentials
+#: pytest's exit codes for a suite that did not run at all (a tool error of ours, never the target's)
+_NOT_RUN = {
+    2: "the contract suite could not be collected (an error while importing it: see the output above)",
+    3: "pytest failed internally (see the output above)",
+    4: "pytest refused its command line (see the output above)",
+    5: "the contract suite holds no checks",
+}
 
 
 class _InterruptWatch:
@@ -101,7 +58,12 @@ class _InterruptWatch:
         self.seen = False
 
     def pytest_keyboard_interrupt(self, excinfo: object) -> None:
-        if isinstance(getattr(excinfo, "value", None), KeyboardInterrupt):
+        import pytest
+
+        value = getattr(excinfo, "value", None)
+        # pytest stops on a collection error with Session.Interrupted, a KeyboardInterrupt too: that is
+        # a suite that could not run (exit 2, a tool error), not a run someone interrupted
+        if isinstance(value, KeyboardInterrupt) and not isinstance(value, pytest.Session.Interrupted):
             self.seen = True
 
 
@@ -116,43 +78,6 @@ def exit_when_interrupted() -> Iterator[None]:
         except KeyboardInterrupt:
             sys.stderr.write(f"ksentinel contract: interrupted ({stopped.signal or 'SIGINT'})\n")
             raise SystemExit(EXIT_INTERRUPTED) from None
-
-
-@contextlib.contextmanager
-def target_environment(target: Target) -> Iterator[None]:
-    """Expose ``target`` to the pytest run (and its xdist workers) through KSENTINEL_* variables."""
-    saved = {name: os.environ.get(name) for name in TARGET_ENV}
-    values = {
-        "KSENTINEL_URL": target.url,
-        "KSENTINEL_PARTNER_ID": str(target.partner_id),
-        "KSENTINEL_ADMIN_SECRET": target.admin_secret.reveal() if target.admin_secret else None,
-        "KSENTINEL_USER_SECRET": target.user_secret.reveal() if target.user_secret else None,
-        "KSENTINEL_PEER_PARTNER_ID": str(target.peer_partner_id) if target.peer_partner_id else None,
-        "KSENTINEL_PEER_ADMIN_SECRET": target.peer_admin_secret.reveal()
-        if target.peer_admin_secret
-        else None,
-        "KSENTINEL_KS_VERSION": str(target.ks_version),
-        "KSENTINEL_TIMEOUT": str(target.timeout),
-        "KSENTINEL_READY_TIMEOUT": str(target.ready_timeout),
-        # the workers see an ad-hoc URL target: it must keep this target's environment, write
-        # permission and rate cap, or a production target would be fuzzed as staging
-        "KSENTINEL_ENVIRONMENT": target.environment,
-        "KSENTINEL_ALLOW_WRITES": "true" if target.allow_writes else "false",
-        "KSENTINEL_MAX_RPS": "unlimited" if target.max_rps is None else str(target.max_rps),
-    }
-    try:
-        for name in TARGET_ENV:
-            os.environ.pop(name, None)
-        for name, value in values.items():
-            if value is not None:
-                os.environ[name] = value
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def run_contract(
@@ -223,8 +148,11 @@ def run_contract(
         [CheckResult.from_dict(r) for r in results],
         time.time() - started,
         interrupted=interrupted,
+        not_run=None if interrupted else _NOT_RUN.get(code),
     )
     exit_code = EXIT_OK if code == 0 else EXIT_BROKEN if code == 1 else EXIT_USAGE
+    if code == 0 and not section.judged:
+        exit_code = EXIT_USAGE  # nothing was judged (every check skipped or not tested): never a pass
     if code == 1 and not section.counts()["failed"] and section.counts()["error"]:
         exit_code = EXIT_USAGE  # tool errors and nothing broken: the run could not judge
     if interrupted:

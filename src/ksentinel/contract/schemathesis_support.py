@@ -144,7 +144,7 @@ def load_schema(
     )
     CoverageBudget(budget_for(chosen)).install(schema)
     if auth is None:
-        from ksentinel.contract.runner import credentials_of
+        from ksentinel.flows.sessions import credentials_of
 
         auth = KsAuth(Sessions(credentials_of(target)))
     auth.install(schema)

@@ -123,8 +123,8 @@ def _run_stages(
     skip: tuple[str, ...],
     faults: tuple[str, ...],
 ) -> None:
-    from ksentinel.contract.runner import check_target
     from ksentinel.embedded import open_target
+    from ksentinel.flows.preflight import check_target
 
     progress.start(TARGET_STAGE, "embedded reference platform" if target is None else "preflight")
     opened_at = time.monotonic()

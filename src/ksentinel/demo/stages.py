@@ -149,7 +149,7 @@ def load_stage(run: DemoRun, report: RunReport, tick: Tick) -> Stage:
 
 def probe_stage(run: DemoRun, report: RunReport, tick: Tick) -> Stage:
     """One pass of the probe schedule's flows, as ``probe run --once`` does it."""
-    from ksentinel.contract.runner import credentials_of
+    from ksentinel.flows.sessions import credentials_of
     from ksentinel.probe.config import load_probe_config
     from ksentinel.probe.once import render_table, run_pass
     from ksentinel.probe.run import ProbeTarget

@@ -26,12 +26,47 @@ from __future__ import annotations
 
 import contextlib
 
+from ksentinel.config import Target
 from ksentinel.errors import KalturaApiError, KsentinelError, TargetError
-from ksentinel.flows.sessions import ADMIN, UNKNOWN_PARTNER_CODES, WRONG_SECRET_CODES, Sessions
+from ksentinel.flows.sessions import (
+    ADMIN,
+    UNKNOWN_PARTNER_CODES,
+    WRONG_SECRET_CODES,
+    Credentials,
+    Sessions,
+    credentials_of,
+)
 from ksentinel.kaltura.api import KalturaApi
 from ksentinel.kaltura.transport import TransportError
 
-__all__ = ["UNKNOWN_PARTNER_CODES", "WRONG_SECRET_CODES", "blame", "preflight", "unknown_partner"]
+__all__ = [
+    "UNKNOWN_PARTNER_CODES",
+    "WRONG_SECRET_CODES",
+    "blame",
+    "check_target",
+    "preflight",
+    "unknown_partner",
+]
+
+
+def check_target(target: Target) -> Credentials:
+    """Preflight of a resolved target: raises a one-line TargetError when it cannot be tested at all.
+    The KS it used is ended right after (``session.end``, the KS in the body)."""
+    credentials = credentials_of(target)
+    with KalturaApi(target.url, partner_id=target.partner_id, timeout=min(target.timeout, 15.0)) as api:
+        sessions = Sessions(credentials, track=True)
+        try:
+            preflight(api, sessions)
+        finally:
+            # best effort and brief: a target that hangs past the preflight must not hold the run
+            with (
+                contextlib.suppress(KsentinelError),
+                KalturaApi(
+                    target.url, partner_id=target.partner_id, timeout=min(target.timeout, 3.0)
+                ) as brief,
+            ):
+                sessions.end_all(brief)
+    return credentials
 
 
 def preflight(api: KalturaApi, sessions: Sessions) -> None:

@@ -25,6 +25,7 @@ from ksentinel.kaltura.redact import mask_ks, mask_secret, register_secret
 from ksentinel.kaltura.transport import TransportTimeout
 
 if TYPE_CHECKING:
+    from ksentinel.config import Target
     from ksentinel.kaltura.api import KalturaApi
 
 ADMIN, USER = 2, 0
@@ -83,6 +84,20 @@ class Credentials:
 
     def __repr__(self) -> str:
         return f"Credentials(partner_id={self.partner_id}, admin_secret={mask_secret(self.admin_secret)}, peer={self.peer_partner_id})"
+
+
+def credentials_of(target: Target) -> Credentials:
+    """The credentials of a resolved target; a one-line ``ConfigError`` when it has no admin secret."""
+    if target.admin_secret is None:
+        raise ConfigError(f"target {target.name!r} has no admin secret (set KSENTINEL_ADMIN_SECRET)")
+    return Credentials(
+        target.partner_id,
+        target.admin_secret.reveal(),
+        target.user_secret.reveal() if target.user_secret else None,
+        target.peer_partner_id,
+        target.peer_admin_secret.reveal() if target.peer_admin_secret else None,
+        target.ks_version,
+    )
 
 
 class Sessions:

@@ -30,6 +30,7 @@ is its profile's arrival model, not a cap (docs/production.md).
 
 from __future__ import annotations
 
+import functools
 import logging
 import ssl
 import threading
@@ -328,11 +329,22 @@ def deadline_client(**client_kwargs: Any) -> httpx.Client:
 
     Redirects are not followed; ``client_kwargs`` go to ``httpx.Client`` (not ``transport``).
     """
-    transport = httpx.HTTPTransport(retries=0, verify=client_kwargs.pop("verify", True))
+    verify = client_kwargs.pop("verify", True)
+    if verify is True:  # one verifying context for every client: each would load the CA bundle (~0.8 MB)
+        verify = shared_ssl_context()
+    transport = httpx.HTTPTransport(retries=0, verify=verify)
     if not install_deadline_backend(transport):  # deadline checked between body chunks only
         logger.warning("cannot install the deadline backend; the total timeout is best effort")
     client_kwargs.setdefault("follow_redirects", False)
     return httpx.Client(transport=transport, **client_kwargs)
+
+
+@functools.lru_cache(maxsize=1)
+def shared_ssl_context() -> ssl.SSLContext:
+    """httpx's default verifying TLS context (its CA bundle, ``SSL_CERT_FILE``/``SSL_CERT_DIR``), made
+    once: a probe exporter with hundreds of targets holds one, not one per client. A client-side
+    context is safe to share between threads once made."""
+    return httpx.create_ssl_context()
 
 
 def install_deadline_backend(transport: httpx.HTTPTransport) -> bool:

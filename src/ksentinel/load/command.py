@@ -176,9 +176,9 @@ def _load(
     *,
     allow_production: bool = False,
 ) -> int:
-    from ksentinel.contract.runner import check_target
     from ksentinel.embedded import open_target
     from ksentinel.flows import new_run_id
+    from ksentinel.flows.preflight import check_target
     from ksentinel.load.profiles import parse_run_time
     from ksentinel.load.runner import plan_load, run_load
 

@@ -41,9 +41,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from ksentinel.config import Config, Target, load_config
-from ksentinel.contract.runner import credentials_of, target_environment
+from ksentinel.config.child_env import target_environment
 from ksentinel.errors import ConfigError, KsentinelError
 from ksentinel.flows import all_flows, new_run_id
+from ksentinel.flows.sessions import credentials_of
 from ksentinel.flows.sweep import SweepResult
 from ksentinel.load.cleanup import sweep_run
 from ksentinel.load.lifeline import Lifeline

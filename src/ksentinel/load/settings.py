@@ -1,6 +1,6 @@
 """The environment contract between ``ksentinel load`` and the locustfile.
 
-The target reaches the locustfile as the variables :func:`ksentinel.contract.runner.target_environment`
+The target reaches the locustfile as the variables :func:`ksentinel.config.child_env.target_environment`
 sets (``KSENTINEL_URL``, ``KSENTINEL_PARTNER_ID``, ``KSENTINEL_ADMIN_SECRET``, ...; or
 ``KSENTINEL_TARGET`` naming a target of ``ksentinel.toml``), the run settings as these::
 

@@ -43,7 +43,6 @@ import gevent
 from locust import FastHttpUser, LoadTestShape, task
 
 from ksentinel.config import Target, load_config, resolve_target
-from ksentinel.contract.runner import credentials_of
 from ksentinel.errors import ConfigError, KsentinelError
 from ksentinel.flows import (
     Credentials,
@@ -56,6 +55,7 @@ from ksentinel.flows import (
     run_flow,
 )
 from ksentinel.flows.browse import KEEP_SEED, release_seed
+from ksentinel.flows.sessions import credentials_of
 from ksentinel.kaltura.api import KalturaApi
 from ksentinel.kaltura.transport import STEP_LABEL
 from ksentinel.load.arrival import ArrivalSchedule

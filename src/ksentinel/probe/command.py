@@ -177,7 +177,7 @@ def run(
     Exit 0 when every flow succeeded, 1 when one failed, 2 on a usage error or a target that
     cannot be probed at all (unreachable, not a Kaltura API, wrong secret).
     """
-    from ksentinel.contract.runner import check_target
+    from ksentinel.flows.preflight import check_target
     from ksentinel.probe.once import render_table, run_pass
 
     probes = load_probe_config(selection.config)

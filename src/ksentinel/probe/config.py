@@ -70,7 +70,16 @@ ROW_KEYS = ("targets", "flows", "interval", "timeout")
 #: Stands for "the targets chosen at start" while a file is validated.
 DEFAULT_TARGETS = "<default targets>"
 #: Keys that mark a file as a ``ksentinel.toml`` rather than a standalone probes file.
-_CONFIG_MARKERS = ("probes", "default_target", "slo", "contract", "load", "dashboards", "reports", "reference")
+_CONFIG_MARKERS = (
+    "probes",
+    "default_target",
+    "slo",
+    "contract",
+    "load",
+    "dashboards",
+    "reports",
+    "reference",
+)
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,13 @@
 ``/``                              a small status page
 =================================  ======================================================
 
-An unknown target or flow on ``/probe`` is a 400 with a one-line reason. ``/probe`` honours
-Prometheus' ``X-Prometheus-Scrape-Timeout-Seconds`` header (minus half a second), as blackbox does.
-Its door (``door.py``): a write flow against a production target without ``allow_writes`` is a 403;
-a pair whose on-demand run is in progress, or started less than ``min_interval`` seconds ago, is a
-429 with ``Retry-After``. With a web configuration (``web_config.py``) every endpoint is served over
+``/metrics`` and ``/probe`` answer in the format client_python negotiates from ``Accept``
+(OpenMetrics 1.0.0 when asked for, as Prometheus does; else the text format 0.0.4), gzipped when the
+client accepts it (``http.py``). An unknown target or flow on ``/probe`` is a 400 with a one-line
+reason. ``/probe`` honours Prometheus' ``X-Prometheus-Scrape-Timeout-Seconds`` header (minus half a
+second), as blackbox does. Its door (``door.py``): a write flow against a production target without
+``allow_writes`` is a 403; a pair whose on-demand run is in progress, or started less than
+``min_interval`` seconds ago, is a 429 with ``Retry-After``. With a web configuration (``web_config.py``) every endpoint is served over
 TLS and/or behind basic auth (or a bearer token), as Prometheus exporters do.
 """
 
@@ -26,13 +28,11 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 
-from prometheus_client import generate_latest
-
 from ksentinel.flows import all_flows
 from ksentinel.probe.config import Pair, ProbeConfig
 from ksentinel.probe.door import DEFAULT_MIN_INTERVAL, Door, write_refusal
 from ksentinel.probe.http import HttpServer, Request, Response
-from ksentinel.probe.metrics import CONTENT_TYPE, ProbeMetrics, probe_registry
+from ksentinel.probe.metrics import ProbeMetrics, encoded, probe_registry
 from ksentinel.probe.run import Outcome, ProbeTarget
 from ksentinel.probe.runner import MAX_ON_DEMAND, Busy, Runner
 from ksentinel.probe.scheduler import Scheduler
@@ -121,7 +121,8 @@ class Exporter:
     async def handle(self, request: Request) -> Response:
         path = request.path.rstrip("/") or "/"
         if path == "/metrics":
-            return Response(200, self.metrics.render_parts(), CONTENT_TYPE)
+            parts, content_type = self.metrics.exposition(request.headers.get("accept"))
+            return Response(200, parts, content_type)
         if path == "/probe":
             return await self._probe(request)
         if path == "/-/healthy":
@@ -195,9 +196,11 @@ class Exporter:
             lines = [f"not run: {exc}"]
         finally:
             self.door.leave(target, flow)
-        body = generate_latest(probe_registry(outcome))
+        registry = probe_registry(outcome)
         if not debug:
-            return Response(200, body, CONTENT_TYPE)
+            body, content_type = encoded(registry, request.headers.get("accept"))
+            return Response(200, body, content_type)
+        body, _ = encoded(registry, None)  # the log is for people: the text format
         verdict = "succeeded" if outcome.ok else f"failed ({outcome.result}: {outcome.reason})"
         text = "\n".join([*lines, f"Probe {verdict}", "", "Metrics that would have been returned:", ""])
         return Response(200, text.encode("utf-8") + body, "text/plain; charset=utf-8")

@@ -246,6 +246,8 @@ class Run:
         self.keep_log = keep_log
         self.log: deque[str] = deque(maxlen=MAX_LOG_LINES)
         self.started = time.perf_counter()
+        #: seconds the run waited for its partner's gate before it could start (gate.py): deliberate
+        self.gate_wait = 0.0
         self.deadline = time.monotonic() + timeout
         self._steps: list[StepResult] = []
         self._lags: list[float] = []

@@ -93,7 +93,9 @@ class Runner:
             raise Busy(f"a run of {flow} against {target} is still in progress") from None
         try:
             left = None if wait is None else max(0.0, wait - (loop.time() - waiting))
+            gated = loop.time()
             await asyncio.wait_for(gate.acquire(exclusive), left)
+            gate_wait = loop.time() - gated
         except TimeoutError:
             lock.release()
             raise Busy(f"{target} is busy with runs that {flow} must not overlap") from None
@@ -119,6 +121,7 @@ class Runner:
             on_cache=self.metrics.cache_lookup if record else None,
             keep_log=keep_log,
         )
+        run.gate_wait = gate_wait
         try:
             future = loop.run_in_executor(self.executor, run.execute)
         except RuntimeError:  # the pool is shut down: the exporter is stopping

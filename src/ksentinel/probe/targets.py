@@ -32,9 +32,9 @@ from ksentinel.config import (
     Target,
     resolve_target,
 )
-from ksentinel.contract.runner import credentials_of
 from ksentinel.errors import ConfigError
 from ksentinel.flows import all_flows
+from ksentinel.flows.sessions import credentials_of
 from ksentinel.probe.config import Pair, ProbeConfig
 from ksentinel.probe.run import ProbeTarget
 

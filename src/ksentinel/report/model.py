@@ -93,6 +93,8 @@ class ContractSection:
     duration: float = 0.0
     #: stopped (SIGINT, SIGTERM) before every check ran: the results cover what ran; verdict INCOMPLETE
     interrupted: bool = False
+    #: why the suite did not run at all (it could not be collected, pytest failed): verdict NOT TESTED
+    not_run: str | None = None
 
     def counts(self) -> dict[str, int]:
         """Checks by outcome; a summary row is not one more check."""
@@ -100,9 +102,16 @@ class ContractSection:
         return {outcome: sum(1 for r in checks if r.outcome == outcome) for outcome in OUTCOMES}
 
     @property
+    def judged(self) -> bool:
+        """Whether any check reached a verdict on the target (passed or failed): a run whose checks
+        were all skipped, not tested or tool errors judged nothing and is never a pass."""
+        counts = self.counts()
+        return self.not_run is None and counts["passed"] + counts["failed"] > 0
+
+    @property
     def ok(self) -> bool:
         counts = self.counts()
-        return counts["failed"] == 0 and counts["error"] == 0 and not self.interrupted
+        return counts["failed"] == 0 and counts["error"] == 0 and not self.interrupted and self.judged
 
     def by_kind(self) -> dict[str, list[CheckResult]]:
         groups: dict[str, list[CheckResult]] = {}
@@ -215,6 +224,14 @@ class RunReport:
         if self.ok:
             return "PASS"
         if self.traffic is not None and self.traffic.get("not_tested"):  # nothing judged: never PASS
+            return "NOT TESTED"
+        contract = self.contract
+        if (
+            contract is not None
+            and not self.interrupted
+            and not contract.judged
+            and not contract.counts()["failed"]
+        ):
             return "NOT TESTED"
         return "INCOMPLETE" if self.interrupted else "FAIL"
 

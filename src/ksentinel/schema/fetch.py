@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from ksentinel.errors import ConfigError, TargetError
-from ksentinel.kaltura.transport import (
-    HttpRequest,
-    HttpxTransport,
-    ResponseTooLarge,
-    Transport,
-    TransportError,
-)
 from ksentinel.schema.xml import MAX_SCHEMA_BYTES
+
+if TYPE_CHECKING:
+    from ksentinel.kaltura.transport import Transport
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +33,9 @@ def fetch_schema(
     max_bytes: int = MAX_SCHEMA_BYTES,
 ) -> bytes:
     """The schema document a Kaltura server publishes; raises TargetError with a one-line reason."""
+    # httpx only when a schema is fetched: converting a file needs none of it
+    from ksentinel.kaltura.transport import HttpRequest, HttpxTransport, ResponseTooLarge, TransportError
+
     target = schema_url(url)
     owned = transport is None
     sender: Transport = HttpxTransport(max_body_bytes=max_bytes) if transport is None else transport

@@ -196,8 +196,8 @@ def observe_probe(
     The runner's warnings about failing flows (the exporter's log) are kept quiet unless ``verbose``:
     each run is reported through ``output`` instead.
     """
-    from ksentinel.contract.runner import credentials_of
     from ksentinel.flows import all_flows
+    from ksentinel.flows.sessions import credentials_of
     from ksentinel.probe.config import PROBE_OPTIONS, Pair
     from ksentinel.probe.metrics import ProbeMetrics
     from ksentinel.probe.run import ProbeTarget

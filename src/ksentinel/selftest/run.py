@@ -119,8 +119,8 @@ class _Context:
 
 
 def _run_row(row: Row, to_run: tuple[str, ...], context: _Context) -> None:
-    from ksentinel.contract.runner import check_target
     from ksentinel.embedded import open_target
+    from ksentinel.flows.preflight import check_target
 
     say = context.say
     faults = () if row.fault == CLEAN else (row.fault,)

@@ -91,9 +91,9 @@ def run_soak(
 ) -> Soak:
     """``passes`` probe passes of every flow, one run at a time, on a fresh realistic platform
     (``faults`` only to prove the soak can fail)."""
-    from ksentinel.contract.runner import check_target
     from ksentinel.embedded import open_target
     from ksentinel.flows import all_flows
+    from ksentinel.flows.preflight import check_target
     from ksentinel.selftest.parts import observe_probe
 
     say = progress or (lambda line: None)

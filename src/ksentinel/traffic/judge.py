@@ -3,7 +3,7 @@
 Per answer (each sub-call of a multirequest on its own): an error must be a well-formed
 ``KalturaAPIException`` (:func:`ksentinel.contract.kaltura_checks.envelope_problems`; an XML error is
 read into the same dict), a result must match the result type its action declares
-(:func:`ksentinel.contract.response_schema.problems`, on the decoded JSON or the untyped XML value).
+(:func:`ksentinel.schema.answers.problems`, on the decoded JSON or the untyped XML value).
 Per exchange: the KS and secrets the request carried must not come back, and a KS should not travel
 in the URL (advisories, never failures). What cannot be judged (an action the schema lacks, a file
 result, PHP or unknown formats, a body the HAR left out, a 304) is ``not_judged`` with the reason.
@@ -23,8 +23,6 @@ from urllib.parse import quote
 import defusedxml
 import defusedxml.ElementTree as SafeET
 
-from ksentinel.contract.response_schema import problems as schema_problems
-from ksentinel.contract.response_schema import result_schema
 from ksentinel.kaltura.redact import (
     looks_like_ks,
     mask_ks,
@@ -34,6 +32,8 @@ from ksentinel.kaltura.redact import (
     register_secret,
 )
 from ksentinel.kaltura.wire import xml_value
+from ksentinel.schema.answers import envelope_problems, result_schema
+from ksentinel.schema.answers import problems as schema_problems
 from ksentinel.traffic.calls import ApiRequest, parse_request
 from ksentinel.traffic.har import Exchange
 from ksentinel.traffic.outcome import TOOL_ERROR, CallVerdict, ExchangeVerdict
@@ -280,7 +280,6 @@ def _snippet(body: bytes, limit: int = 60) -> str:
 def _judge_items(
     verdict: ExchangeVerdict, request: ApiRequest, items: list[_Item], index: SchemaIndex
 ) -> None:
-    from ksentinel.contract.kaltura_checks import envelope_problems  # imports schemathesis: only when judging
 
     if request.multirequest and len(items) == 1 and items[0].error is not None:
         # the multirequest as a whole was refused (e.g. INVALID_KS before any sub-call ran)

@@ -1,4 +1,4 @@
-"""Where a Kaltura answer departs from the result type its OpenAPI operation declares.
+"""Where a Kaltura answer departs from its declared result type, or an error from the documented envelope.
 
 A small JSON Schema walker for the shapes :mod:`ksentinel.schema.openapi` emits (``$ref`` into
 ``#/components/schemas``, ``oneOf`` + ``discriminator`` on ``objectType``, ``anyOf``, ``type``,
@@ -201,3 +201,31 @@ def _compiled(pattern: str) -> re.Pattern[str]:
 def _show(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def envelope_problems(error: Mapping[str, Any]) -> list[str]:
+    """How a KalturaAPIException object departs from the documented envelope."""
+    found = [
+        f"{key} is not a string"
+        for key in ("code", "message", "objectType")
+        if not isinstance(error.get(key), str)
+    ]
+    if isinstance(error.get("code"), str) and not error["code"]:
+        found.append("code is empty")
+    if "args" not in error:
+        found.append("args is missing")
+    else:
+        args = error["args"]
+        if isinstance(args, list):
+            if args:
+                found.append("args is a non-empty array")
+        elif isinstance(args, dict):
+            bad = [k for k, v in args.items() if not isinstance(v, str)]
+            if bad:
+                found.append(f"args values are not strings ({', '.join(sorted(bad)[:3])})")
+        else:
+            found.append("args is neither an object nor an empty array")
+    unexpected = sorted(set(error) - {"code", "message", "objectType", "args"})
+    if unexpected:
+        found.append(f"unexpected keys {', '.join(unexpected[:3])}")
+    return found
