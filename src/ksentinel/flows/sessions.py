@@ -110,8 +110,11 @@ class Sessions:
         expiry: int = DEFAULT_EXPIRY,
         user_prefix: str = "ksentinel",
         track: bool = False,
+        max_pooled: int = MAX_POOLED,
     ) -> None:
         self.credentials = credentials
+        #: the pool keeps this many KS, the most recently used (however many users flows invent)
+        self.max_pooled = max_pooled
         self.expiry = expiry
         self.user_prefix = user_prefix
         self._pool: dict[tuple[int, str, int, str], tuple[str, float]] = {}
@@ -127,6 +130,7 @@ class Sessions:
         with self._lock:
             cached = self._pool.get(key)
             if cached and cached[1] - now > self.expiry / 4:
+                self._pool[key] = self._pool.pop(key)  # most recently used last
                 return cached[0]
             token = ks_lib.build(
                 secret,
@@ -142,7 +146,7 @@ class Sessions:
             self._pool[key] = (token, now + self.expiry)
             if self.track:
                 self._issued[token] = now + self.expiry
-            while len(self._pool) > MAX_POOLED:  # bounded however many users flows invent
+            while len(self._pool) > self.max_pooled:  # the least recently used go first
                 self._pool.pop(next(iter(self._pool)))
             return token
 

@@ -77,15 +77,8 @@ class BoundedSessions(Sessions):
     by a KS or two per run for as long as the exporter runs; the admin KS every run uses always stays.
     """
 
-    def _get(self, partner_id: int, secret: str, user: str, session_type: int, privileges: str) -> str:
-        token = super()._get(partner_id, secret, user, session_type, privileges)
-        key = (partner_id, user, session_type, privileges)
-        with self._lock:
-            if key in self._pool:
-                self._pool[key] = self._pool.pop(key)  # most recently used last
-            while len(self._pool) > MAX_SESSIONS:
-                self._pool.pop(next(iter(self._pool)))
-        return token
+    def __init__(self, credentials: Credentials) -> None:
+        super().__init__(credentials, max_pooled=MAX_SESSIONS)
 
 
 class ProbeTarget:
