@@ -172,7 +172,12 @@ def test_the_har_has_one_entry_per_answer_and_no_ks_in_urls() -> None:
 # ----------------------------------------------------------------------------- 2. real answers pass
 
 
-@pytest.mark.parametrize("answer", ANSWERS, ids=IDS)
+def _with_results() -> list[RealAnswer]:
+    """The answers that carry at least one result (an error answer has nothing for the result checks)."""
+    return [a for a in ANSWERS if any(not _is_error(value) for *_, value in _sub_answers(a, _decode(a)))]
+
+
+@pytest.mark.parametrize("answer", _with_results(), ids=lambda a: a.file)
 def test_the_response_checks_accept_the_real_answer(
     answer: RealAnswer, real: tuple[Schema, dict[str, Any]]
 ) -> None:
@@ -184,8 +189,7 @@ def test_the_response_checks_accept_the_real_answer(
         judged += 1
         where = "" if index is None else f"[{index}] {service}.{action} "
         found += [where + p for p in _problems(real, service, action, value)]
-    if judged == 0:
-        pytest.skip("an error answer: nothing for the result checks")
+    assert judged, "every parametrized answer carries a result"
     assert found == []
 
 
