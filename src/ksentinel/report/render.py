@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
+from typing import Any
 
 import jinja2
 
@@ -52,6 +54,20 @@ def write_report(report: RunReport, html_path: Path, json_path: Path | None = No
         redact(json.dumps(report.to_dict(), indent=2, sort_keys=True, default=str)), encoding="utf-8"
     )
     return html_path
+
+
+def write_section_report(
+    html_path: Path, *, title: str, target: str, started: float, duration: float, **section: Any
+) -> Path:
+    """A report of one command's single section (``traffic=...``, ``schema_diff=...``): HTML and JSON."""
+    run = RunReport(
+        title=title,
+        target=target,
+        started=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
+        duration=duration,
+        **section,
+    )
+    return write_report(run, html_path)
 
 
 def prepare_folder(folder: Path, option: str) -> Path:

@@ -223,15 +223,14 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def _write_report(outcome: DiffOutcome, path: Path, started: float) -> Path:
-    from ksentinel.report.model import RunReport
-    from ksentinel.report.render import write_report
+    from ksentinel.report.render import write_section_report
     from ksentinel.report.schema_diff_section import schema_diff_section
 
-    run = RunReport(
+    return write_section_report(
+        path,
         title="ksentinel schema diff",
         target=f"{outcome.old.source} -> {outcome.new.source}",
-        started=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
+        started=started,
         duration=outcome.duration,
         schema_diff=schema_diff_section(outcome),
     )
-    return write_report(run, path)

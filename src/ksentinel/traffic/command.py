@@ -141,18 +141,17 @@ def _not_tested(reason: str) -> None:
 
 
 def _write_report(outcome: TrafficOutcome, path: Path, started: float) -> Path:
-    from ksentinel.report.model import RunReport
-    from ksentinel.report.render import write_report
+    from ksentinel.report.render import write_section_report
     from ksentinel.report.traffic_section import traffic_section
 
-    run = RunReport(
+    return write_section_report(
+        path,
         title="ksentinel check-traffic",
         target=f"{outcome.source} (schema {outcome.schema})",
-        started=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
+        started=started,
         duration=outcome.duration,
         traffic=traffic_section(outcome),
     )
-    return write_report(run, path)
 
 
 def _summary(outcome: TrafficOutcome, verbose: bool) -> None:
