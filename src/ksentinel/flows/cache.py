@@ -22,6 +22,9 @@ from ksentinel.flows.entries import NO_CONTENT, add_entry
 from ksentinel.flows.indexing import listed_ids, wait_listed
 from ksentinel.kaltura.api import KalturaApi
 
+#: reads that may follow the first before "a repeated read was not served from the cache"
+REPEAT_ATTEMPTS = 5
+
 STEPS = (
     "cache.seed",
     "cache.repeat_hit",
@@ -51,9 +54,16 @@ def cache_flow(ctx: FlowContext) -> None:
 
     with ctx.step("cache.repeat_hit"):
         first = api.call_raw("baseEntry", "get", entryId=entry_id)
-        second = api.call_raw("baseEntry", "get", entryId=entry_id)
         first.unwrap()
-        second.unwrap()
+        # Any write to the partner between the two reads invalidates its cached answers: another user of
+        # a real partner, or the search index taking in this run's own writes (the reference platform
+        # invalidates then too). So a miss is retried, a bounded number of times: only a cache that
+        # never serves the repeat is broken.
+        for _ in range(REPEAT_ATTEMPTS):
+            second = api.call_raw("baseEntry", "get", entryId=entry_id)
+            second.unwrap()
+            if second.cache_hit:
+                break
         if ctx.options.require_cache_headers:
             ctx.check(
                 first.cache_key is not None or second.cache_key is not None,
