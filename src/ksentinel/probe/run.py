@@ -297,7 +297,8 @@ class Run:
         self.started = time.perf_counter()
         self.deadline = time.monotonic() + self.timeout
         self.note(f"run of flow {self.flow} against target {self.target.name} (timeout {self.timeout:.3g}s)")
-        api_timeout = min(self.target.target.timeout, self.timeout)
+        # a request may outlive the run's timeout by the grace, so that timeout (not the request's) fires first
+        api_timeout = min(self.target.target.timeout, self.timeout + DEADLINE_GRACE)
         transport = RunTransport(self.target.transport, self)
         backoff = Backoff(
             max_total=min(MAX_BACKOFF, self.timeout), sleep=self._sleep, on_backoff=self._on_backoff
