@@ -115,7 +115,8 @@ def assert_no_secret(recorded: Recorded, *texts: str) -> None:
 
 def test_clean_traffic_passes_with_every_artefact(recorded: Recorded, tmp_path: Path) -> None:
     path = recorded.write("clean.har")
-    junit, as_json, report = tmp_path / "j.xml", tmp_path / "o.json", tmp_path / "r" / "traffic.html"
+    junit, as_json, folder = tmp_path / "j.xml", tmp_path / "o.json", tmp_path / "r"
+    report = folder / "traffic.html"  # --report DIR writes DIR/traffic.html and DIR/traffic.json
     proc = run(
         path,
         "--schema",
@@ -125,7 +126,7 @@ def test_clean_traffic_passes_with_every_artefact(recorded: Recorded, tmp_path: 
         "--json",
         as_json,
         "--report",
-        report,
+        folder,
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -167,8 +168,8 @@ def test_a_broken_answer_fails_naming_the_exchange_and_the_path(recorded: Record
     entries[1] = json.loads(json.dumps(entries[1]))
     set_body(entries[1], body_of(entries[1]).replace('"createdAt":', '"createdAt":"2024-01-01","_was":', 1))
     path = recorded.write("broken.har", entries)
-    junit, report = tmp_path / "j.xml", tmp_path / "traffic.html"
-    proc = run(path, "--schema", recorded.schema, "--junit", junit, "--report", report, cwd=tmp_path)
+    junit, report = tmp_path / "j.xml", tmp_path / "r" / "traffic.html"
+    proc = run(path, "--schema", recorded.schema, "--junit", junit, "--report", report.parent, cwd=tmp_path)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert (
         "FAILED #2 POST /api_v3/service/media/action/get media.get: $.createdAt: '2024-01-01' is not of type integer"
@@ -183,7 +184,7 @@ def test_a_broken_answer_fails_naming_the_exchange_and_the_path(recorded: Record
 
 
 def test_without_schema_the_embedded_platform_gives_it(recorded: Recorded, tmp_path: Path) -> None:
-    proc = run(recorded.write("clean.har"), "--report", tmp_path / "t.html", cwd=tmp_path)
+    proc = run(recorded.write("clean.har"), "--report", tmp_path / "t", cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "schema embedded http://127.0.0.1:" in proc.stdout
 

@@ -199,7 +199,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
             "--suite",
             str(REPO / "contracts"),
             "--report",
-            str(tmp / "out" / "contract.html"),
+            str(tmp / "out"),
             env={**target_env(ref), "KSENTINEL_URL": recorder.url},
             timeout=CONTRACT_TIMEOUT,
         )

@@ -36,7 +36,7 @@ def run_contract(
         "--suite",
         str(REPO / "contracts"),
         "--report",
-        str(out / "contract.html"),
+        str(out),
         "--junit",
         str(out / "junit.xml"),
         *args,

@@ -79,7 +79,7 @@ def test_an_interrupted_contract_run_exits_130_and_every_artefact_says_incomplet
         "--suite",
         str(REPO / "contracts"),
         "--report",
-        str(out / "contract.html"),
+        str(out),
         "--junit",
         str(out / "junit.xml"),
     ]

@@ -143,7 +143,7 @@ def contract_command(tmp: Path, profile: str = "quick", *extra: str) -> list[str
         "--suite",
         str(REPO / "contracts"),
         "--report",
-        str(out / "contract.html"),
+        str(out),
         "--junit",
         str(out / "junit.xml"),
         *extra,

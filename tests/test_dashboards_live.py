@@ -186,8 +186,8 @@ def load_run(tmp: Path) -> Iterator[str]:
         str(port),
         "--suite",
         str(REPO / "load"),
-        "--html",
-        str(tmp / "load.html"),
+        "--report",
+        str(tmp),
     ]
     child = Child(args, cwd=tmp)
     try:

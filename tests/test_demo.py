@@ -56,7 +56,17 @@ def clean_env(**extra: str) -> dict[str, str]:
 def run_demo(tmp: Path, *args: str, env: dict[str, str] | None = None) -> DemoRun:
     out = tmp / "report"
     proc = subprocess.run(
-        [sys.executable, "-m", "ksentinel.cli", "demo", "--out", str(out), "--load-time", LOAD_TIME, *args],
+        [
+            sys.executable,
+            "-m",
+            "ksentinel.cli",
+            "demo",
+            "--report",
+            str(out),
+            "--load-time",
+            LOAD_TIME,
+            *args,
+        ],
         capture_output=True,
         text=True,
         timeout=BOUND,
@@ -205,7 +215,7 @@ def test_no_secret_or_ks_in_any_output_of_a_failing_demo(tmp_path: Path) -> None
 def test_ctrl_c_in_the_load_stage_stops_cleanly_and_still_reports(tmp_path: Path) -> None:
     out = tmp_path / "report"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ksentinel.cli", "demo", "--out", str(out), "--load-time", "60s"],
+        [sys.executable, "-m", "ksentinel.cli", "demo", "--report", str(out), "--load-time", "60s"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -201,7 +201,7 @@ def test_contract_against_hostile_target(name: str, tmp_path: Path) -> None:
             "--suite",
             str(REPO / "contracts"),
             "--report",
-            str(tmp_path / "r.html"),
+            str(tmp_path / "r"),
         )
     assert_one_line_failure(proc, elapsed, rss)
 
@@ -219,12 +219,12 @@ def test_load_against_hostile_target(name: str, tmp_path: Path) -> None:
     """Refused by the preflight (exit 2, one line) before any Locust process starts."""
     with serve(BEHAVIOURS[name]) as url:
         proc, elapsed, rss = run_cli(
-            tmp_path, url, *SMOKE, "--run-time", "5s", "--html", str(tmp_path / "load.html")
+            tmp_path, url, *SMOKE, "--run-time", "5s", "--report", str(tmp_path / "r")
         )
         assert_no_survivors(tmp_path, url)
     assert_one_line_failure(proc, elapsed, rss)
     assert PREFLIGHT_REASON[name] in error_line(proc)
-    assert "Locust" not in proc.stderr and not (tmp_path / "load.html").exists()
+    assert "Locust" not in proc.stderr and not (tmp_path / "r" / "load.html").exists()
 
 
 @pytest.mark.parametrize("name", sorted(BEHAVIOURS))
@@ -293,8 +293,8 @@ def test_load_past_the_preflight(name: str, tmp_path: Path) -> None:
             *SMOKE,
             "--run-time",
             f"{LOAD_RUN_TIME}s",
-            "--html",
-            str(tmp_path / "load.html"),
+            "--report",
+            str(tmp_path / "r"),
             bound=LOAD_BOUND,
         )
         assert_no_survivors(tmp_path, url)

@@ -808,7 +808,7 @@ def test_smoke_passes_on_a_clean_platform_with_metrics_report_and_no_leftovers(t
     port = free_port()
     with start_reference(tmp_path / "ref") as ref:
         proc = subprocess.Popen(
-            load_command(ref, "--profile", "smoke", "--metrics-port", str(port), "--html", "out/load.html"),
+            load_command(ref, "--profile", "smoke", "--metrics-port", str(port), "--report", "out"),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -859,7 +859,7 @@ def test_smoke_passes_on_a_clean_platform_with_metrics_report_and_no_leftovers(t
 @pytest.mark.slow
 def test_slow_list_fails_the_list_latency_slo_and_names_the_step(tmp_path: Path) -> None:
     with start_reference(tmp_path / "ref", faults=("slow-list",)) as ref:
-        proc = run_cli(ref, tmp_path, "--profile", "smoke", "--run-time", "8s", "--html", "load.html")
+        proc = run_cli(ref, tmp_path, "--profile", "smoke", "--run-time", "8s", "--report", "out")
         assert not any(leftovers(ref))
     assert proc.returncode == 1, (proc.stdout, proc.stderr[-2000:])
     row = re.search(r"p95\s+browse\.list\s+<= 0\.500s\s+(\d+\.\d+)s\s+MISSED", proc.stdout)
@@ -870,7 +870,7 @@ def test_slow_list_fails_the_list_latency_slo_and_names_the_step(tmp_path: Path)
 @pytest.mark.slow
 def test_http_500_fails_the_error_ratio_slo_and_still_cleans_up(tmp_path: Path) -> None:
     with start_reference(tmp_path / "ref", faults=("http-500",)) as ref:
-        proc = run_cli(ref, tmp_path, "--profile", "smoke", "--run-time", "6s", "--html", "load.html")
+        proc = run_cli(ref, tmp_path, "--profile", "smoke", "--run-time", "6s", "--report", "out")
         assert not any(leftovers(ref)), leftovers(ref)
     assert proc.returncode == 1, (proc.stdout, proc.stderr[-2000:])
     assert re.search(r"error_ratio\s+all\s+<= 1\.00%\s+\d+\.\d+%\s+MISSED", proc.stdout), proc.stdout
@@ -881,9 +881,7 @@ def test_http_500_fails_the_error_ratio_slo_and_still_cleans_up(tmp_path: Path) 
 def test_sigint_mid_run_stops_cleanly_and_leaves_nothing(tmp_path: Path) -> None:
     with start_reference(tmp_path / "ref") as ref:
         proc = subprocess.Popen(
-            load_command(
-                ref, "--profile", "smoke", "--run-time", "60s", "--users", "8", "--html", "load.html"
-            ),
+            load_command(ref, "--profile", "smoke", "--run-time", "60s", "--users", "8", "--report", "out"),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -901,7 +899,7 @@ def test_sigint_mid_run_stops_cleanly_and_leaves_nothing(tmp_path: Path) -> None
     assert proc.returncode == 130, (out, err[-3000:])
     assert "interrupted" in err
     assert "SLOs: " in out, "the table of what ran"
-    assert (tmp_path / "load.html").exists()
+    assert (tmp_path / "out" / "load.html").exists()
 
 
 @pytest.mark.slow
@@ -1024,7 +1022,7 @@ def test_an_objective_without_data_fails_the_gate_unless_its_flow_is_optional(tm
 
     suite = trio_suite(tmp_path, profiles='\n[profiles.lenient]\noptional_flows = ["upload"]\n')
     with start_reference(tmp_path / "ref", ready_after=60.0) as ref:
-        strict = run_cli(ref, tmp_path, "--suite", str(suite), "--profile", "trio", "--html", "a/load.html")
+        strict = run_cli(ref, tmp_path, "--suite", str(suite), "--profile", "trio", "--report", "a")
         target = Target.for_reference(ref.url, ref.p1.id, ref.p1.admin_secret)
         lenient = run_load(target, profile="lenient", suite=suite, output=lambda line: None)
         assert not any(leftovers(ref)), leftovers(ref)

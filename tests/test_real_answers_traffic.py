@@ -33,7 +33,7 @@ def check_traffic(har: dict, schema: Path, folder: Path) -> tuple[subprocess.Com
     env = {k: v for k, v in os.environ.items() if not k.startswith("KSENTINEL_")}
     command = [sys.executable, "-m", "ksentinel.cli", "check-traffic", str(path), "--schema", str(schema)]
     proc = subprocess.run(
-        [*command, "--json", str(outcome), "--report", str(folder / "traffic.html")],
+        [*command, "--json", str(outcome), "--report", str(folder)],
         capture_output=True,
         text=True,
         timeout=120,

@@ -72,7 +72,7 @@ def _contract(tmp: Path, url: str, ref: Reference) -> tuple[subprocess.Completed
         "--suite",
         str(REPO / "contracts"),
         "--report",
-        str(out / "contract.html"),
+        str(out),
     )
     data = out / "contract.json"
     return proc, json.loads(data.read_text())["contract"]["results"] if data.exists() else []

@@ -64,8 +64,8 @@ def full_matrix(tmp_path_factory: pytest.TempPathFactory) -> MatrixRun:
         pytest.fail("promtool not found; KSENTINEL_REQUIRE_SYSTEM_DEPS=1 requires it")
     parts = PARTS if _promtool() else tuple(p for p in PARTS if p != "alert")
     tmp = tmp_path_factory.mktemp("selftest")
-    report = tmp / "out" / "selftest.html"
-    command = [sys.executable, "-m", "ksentinel.cli", "selftest", "--report", str(report)]
+    report = tmp / "out" / "selftest.html"  # --report DIR writes DIR/selftest.html and DIR/selftest.json
+    command = [sys.executable, "-m", "ksentinel.cli", "selftest", "--report", str(report.parent)]
     command += ["--soak", str(SOAK_PASSES)]  # the default 20 passes are measured on demand (docs/selftest.md)
     if parts != PARTS:
         command += [arg for part in parts for arg in ("--part", part)]
@@ -159,9 +159,9 @@ def test_drift_only_in_reads_is_caught_by_the_contract_part_and_the_clean_platfo
 ) -> None:
     """The one row through the real command, quicker than the full matrix: the fuzzer's own get/list
     answers hold no entry, so only the reads of an entry the run created (contracts/test_reads.py) see it."""
-    report = tmp_path / "selftest.html"
+    report = tmp_path / "out" / "selftest.html"
     command = [sys.executable, "-m", "ksentinel.cli", "selftest", "--fault", "schema-drift-reads"]
-    command += ["--part", "contract", "--soak", "0", "--report", str(report)]
+    command += ["--part", "contract", "--soak", "0", "--report", str(report.parent)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("KSENTINEL_")}
     proc = subprocess.run(
         command, capture_output=True, text=True, timeout=MATRIX_TIMEOUT, env=env, cwd=tmp_path, check=False

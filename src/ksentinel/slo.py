@@ -34,7 +34,6 @@ are accepted (custom flows of a forked suite), so the check needs the caller's l
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import re
@@ -43,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ksentinel.config.values import describe as _describe
+from ksentinel.config.values import did_you_mean
 from ksentinel.errors import ConfigError
 
 __all__ = [
@@ -275,17 +275,15 @@ def _ratio(value: Any, where: str, *, allow_zero: bool) -> float:
 def _check_keys(table: Mapping[str, Any], known: tuple[str, ...], where: str) -> None:
     for key in table:
         if key not in known:
-            hint = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
-            suggestion = f"; did you mean '{hint[0]}'?" if hint else f" (known: {', '.join(known)})"
-            raise _Invalid(f"{where}.{_quote(str(key))}: unknown key{suggestion}")
+            raise _Invalid(f"{where}.{_quote(str(key))}: unknown key{did_you_mean(str(key), known)}")
 
 
 def _check_name(name: str, known: tuple[str, ...], where: str, kind: str) -> None:
     if not known or name in known:
         return
-    hint = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
-    if hint:
-        raise _Invalid(f"{where}: unknown {kind}; did you mean '{hint[0]}'?")
+    hint = did_you_mean(name, known, otherwise="", cutoff=0.8)
+    if hint:  # a name not close to a known one is accepted (a custom flow of a forked suite)
+        raise _Invalid(f"{where}: unknown {kind}{hint}")
 
 
 def _quote(name: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import tomllib
@@ -37,6 +36,7 @@ from ksentinel.config.values import (
     as_timeout,
     as_url,
     describe,
+    did_you_mean,
     unknown_target,
 )
 from ksentinel.errors import ConfigError
@@ -166,9 +166,7 @@ def _check_keys(table: Mapping[str, Any], known: tuple[str, ...], where: str) ->
                 f"variable that holds it with {env_key} (or a file with {file_key})"
             )
         kind = "section" if not where else "key"
-        hint = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-        suggestion = f"; did you mean '{hint[0]}'?" if hint else f" (known: {', '.join(known)})"
-        raise Invalid(f"{path}: unknown {kind}{suggestion}")
+        raise Invalid(f"{path}: unknown {kind}{did_you_mean(key, known)}")
 
 
 def _is_inline_secret(key: str) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -90,8 +90,7 @@ def as_environment(value: Any, where: str) -> str:
     choices = ", ".join(f'"{name}"' for name in ENVIRONMENTS)
     hint = ""
     if isinstance(value, str):
-        close = difflib.get_close_matches(value.strip().lower(), ENVIRONMENTS, n=1, cutoff=0.5)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
+        hint = did_you_mean(value.strip().lower(), ENVIRONMENTS, otherwise="", cutoff=0.5)
     raise Invalid(f"{where}: expected one of {choices}, got {describe(value)}{hint}")
 
 
@@ -153,9 +152,21 @@ def from_text(value: str, where: str, check: Any) -> Any:
     return check(text, where)
 
 
+def did_you_mean(
+    name: str, known: Iterable[str], *, otherwise: str | None = None, cutoff: float = 0.6
+) -> str:
+    """The tail of an "unknown NAME" message: ``; did you mean 'x'?`` when ``name`` is close to one of
+    ``known``, else ``otherwise`` (by default `` (known: a, b, c)``, in ``known``'s order).
+
+    Every "unknown key/flow/target ...; did you mean" message is built with it, so they read alike.
+    """
+    choices = list(known)
+    close = difflib.get_close_matches(name, choices, n=1, cutoff=cutoff)
+    if close:
+        return f"; did you mean '{close[0]}'?"
+    return f" (known: {', '.join(choices)})" if otherwise is None else otherwise
+
+
 def unknown_target(name: str, targets: Mapping[str, TargetConfig]) -> str:
-    hint = difflib.get_close_matches(name, list(targets), n=1, cutoff=0.6)
-    if hint:
-        return f"unknown target '{name}'; did you mean '{hint[0]}'?"
     known = ", ".join(sorted(targets)) or "none"
-    return f"unknown target '{name}' (known targets: {known})"
+    return f"unknown target '{name}'{did_you_mean(name, targets, otherwise=f' (known targets: {known})')}"

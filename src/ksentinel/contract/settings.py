@@ -8,12 +8,11 @@ Every key is validated here, so a typo is a one-line error with a "did you mean"
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import Any
 
 from ksentinel.config import Config
-from ksentinel.config.values import describe
+from ksentinel.config.values import describe, did_you_mean
 from ksentinel.errors import ConfigError
 from ksentinel.schema.scope import SCOPE_KEYS
 
@@ -35,9 +34,7 @@ def contract_settings(config: Config) -> ContractSettings:
     label = config.label
     for key in table:
         if key not in CONTRACT_KEYS:
-            hint = difflib.get_close_matches(str(key), CONTRACT_KEYS, n=1, cutoff=0.6)
-            suggestion = f"; did you mean '{hint[0]}'?" if hint else f" (known: {', '.join(CONTRACT_KEYS)})"
-            raise ConfigError(f"{label}: contract.{key}: unknown key{suggestion}")
+            raise ConfigError(f"{label}: contract.{key}: unknown key{did_you_mean(str(key), CONTRACT_KEYS)}")
     values: dict[str, Any] = {}
     for key in SETTING_KEYS:
         if key in table:

@@ -27,7 +27,6 @@ link as it is, so a path relative to this repository would lead nowhere.
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from collections.abc import Mapping
@@ -36,6 +35,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ksentinel.config.values import describe as _describe
+from ksentinel.config.values import did_you_mean
 from ksentinel.errors import ConfigError
 from ksentinel.slo import parse_duration
 
@@ -105,9 +105,7 @@ def parse_settings(raw: Mapping[str, Any] | None, *, source: str = "ksentinel.to
         if key in _RENAMED:
             raise ConfigError(f"{source}: dashboards.{key}: {_RENAMED[key]}")
         if key not in KEYS:
-            hint = difflib.get_close_matches(str(key), KEYS, n=1, cutoff=0.6)
-            suggestion = f"; did you mean '{hint[0]}'?" if hint else f" (known: {', '.join(KEYS)})"
-            raise ConfigError(f"{source}: dashboards.{key}: unknown key{suggestion}")
+            raise ConfigError(f"{source}: dashboards.{key}: unknown key{did_you_mean(str(key), KEYS)}")
     for key in _DURATION_KEYS:
         if key in table:
             seconds = _duration(table[key], f"{source}: dashboards.{key}", allow_zero=key == "for")

@@ -37,7 +37,6 @@ In the closed model every flow of the mix is one user class, and each class gets
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import re
@@ -49,6 +48,7 @@ from typing import Any
 
 from ksentinel.config import Target
 from ksentinel.config.values import describe as _describe
+from ksentinel.config.values import did_you_mean
 from ksentinel.errors import ConfigError
 from ksentinel.flows.core import FlowOptions
 from ksentinel.slo import merge_slo, parse_duration, parse_slo
@@ -218,10 +218,9 @@ class ProfileSet:
         try:
             return self.profiles[name]
         except KeyError:
-            hint = difflib.get_close_matches(name, list(self.profiles), n=1, cutoff=0.6)
             known = ", ".join(sorted(self.profiles)) or "none"
-            detail = f"did you mean '{hint[0]}'?" if hint else f"known profiles: {known}"
-            raise ConfigError(f"{self.path}: unknown profile '{name}'; {detail}") from None
+            hint = did_you_mean(name, self.profiles, otherwise=f"; known profiles: {known}")
+            raise ConfigError(f"{self.path}: unknown profile '{name}'{hint}") from None
 
 
 class _Invalid(Exception):
@@ -400,9 +399,8 @@ def spread(total: int, weights: Mapping[Any, int]) -> dict[Any, int]:
 
 
 def _unknown_flow(name: str, where: str, known_flows: tuple[str, ...], *, named: bool = False) -> _Invalid:
-    hint = difflib.get_close_matches(name, known_flows, n=1, cutoff=0.6)
-    detail = f"did you mean '{hint[0]}'?" if hint else f"known flows: {', '.join(sorted(known_flows))}"
-    return _Invalid(f"{where}: unknown flow{f' {json.dumps(name)}' if named else ''}; {detail}")
+    hint = did_you_mean(name, known_flows, otherwise=f"; known flows: {', '.join(sorted(known_flows))}")
+    return _Invalid(f"{where}: unknown flow{f' {json.dumps(name)}' if named else ''}{hint}")
 
 
 def _mix(value: Any, where: str, known_flows: tuple[str, ...]) -> dict[str, int]:
@@ -501,6 +499,4 @@ def _check_keys(table: Mapping[str, Any], known: tuple[str, ...], where: str) ->
     for key in table:
         if key not in known:
             path = f"{where}.{key}" if where else key
-            hint = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
-            suggestion = f"; did you mean '{hint[0]}'?" if hint else f" (known: {', '.join(known)})"
-            raise _Invalid(f"{path}: unknown key{suggestion}")
+            raise _Invalid(f"{path}: unknown key{did_you_mean(str(key), known)}")

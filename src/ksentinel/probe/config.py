@@ -23,7 +23,6 @@ come from ``ksentinel.toml`` as usual. Every problem is one line naming the file
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import tomllib
@@ -33,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ksentinel.config import ENV_CONFIG, Config, TargetConfig, load_config
-from ksentinel.config.values import Invalid, as_string, as_table, describe, unknown_target
+from ksentinel.config.values import Invalid, as_string, as_table, describe, did_you_mean, unknown_target
 from ksentinel.errors import ConfigError
 from ksentinel.flows import FlowOptions, all_flows
 from ksentinel.probe.shard import ENV_SHARD, Shard, parse_shard
@@ -276,9 +275,7 @@ def _check_keys(table: Mapping[str, Any], known: tuple[str, ...], where: str) ->
     for key in table:
         if key not in known:
             path = f"{where}.{key}" if where else key
-            hint = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-            suggestion = f"; did you mean '{hint[0]}'?" if hint else f" (known: {', '.join(known)})"
-            raise Invalid(f"{path}: unknown key{suggestion}")
+            raise Invalid(f"{path}: unknown key{did_you_mean(key, known)}")
 
 
 def _names(value: Any, where: str, what: str) -> tuple[str, ...]:
@@ -305,9 +302,8 @@ def _flows(value: Any, where: str, known: list[str]) -> tuple[str, ...]:
         raise Invalid(f"{where}: expected at least one flow (known flows: {', '.join(known)})")
     for name in names:
         if name not in known:
-            hint = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-            detail = f"did you mean '{hint[0]}'?" if hint else f"known flows: {', '.join(known)}"
-            raise Invalid(f"{where}: unknown flow '{name}'; {detail}")
+            hint = did_you_mean(name, known, otherwise=f"; known flows: {', '.join(known)}")
+            raise Invalid(f"{where}: unknown flow '{name}'{hint}")
     return names
 
 

@@ -11,12 +11,11 @@ docs/reference-platform.md grounds each one in kaltura/server's source.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from ksentinel.config.values import describe
+from ksentinel.config.values import describe, did_you_mean
 from ksentinel.errors import ConfigError
 
 
@@ -104,9 +103,7 @@ def reference_settings(table: Mapping[str, Any] | None, where: str = "reference"
     table = dict(table or {})
     for key in table:
         if key not in SETTINGS_KEYS:
-            hint = difflib.get_close_matches(key, SETTINGS_KEYS, n=1, cutoff=0.6)
-            suggestion = f"; did you mean '{hint[0]}'?" if hint else f" (known: {', '.join(SETTINGS_KEYS)})"
-            raise ConfigError(f"{where}.{key}: unknown key{suggestion}")
+            raise ConfigError(f"{where}.{key}: unknown key{did_you_mean(key, SETTINGS_KEYS)}")
     realism = Realism()
     if "realism" in table:
         if not isinstance(table["realism"], bool):

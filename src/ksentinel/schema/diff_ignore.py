@@ -8,7 +8,6 @@ no change becomes a ``stale-ignore`` row (a warning), so the file does not outli
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import re
 import tomllib
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ksentinel.config.values import did_you_mean
 from ksentinel.errors import ConfigError
 from ksentinel.schema.diff import RULES, Change
 
@@ -116,8 +116,7 @@ def _entry(path: Path, index: int, item: Any) -> IgnoreEntry:
         raise ConfigError(f"{where}: expected a table with rule, place and reason")
     for key in item:
         if key not in KEYS:
-            close = difflib.get_close_matches(str(key), KEYS, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f" (known keys: {', '.join(KEYS)})"
+            hint = did_you_mean(str(key), KEYS, otherwise=f" (known keys: {', '.join(KEYS)})")
             raise ConfigError(f"{where}: unknown key {key!r}{hint}")
     for key in KEYS:
         value = item.get(key)
@@ -127,7 +126,6 @@ def _entry(path: Path, index: int, item: Any) -> IgnoreEntry:
     rule = item["rule"].strip()
     if rule not in RULES or rule == "stale-ignore":
         choices = [r for r in RULES if r != "stale-ignore"]
-        close = difflib.get_close_matches(rule, choices, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else " (see docs/schema-diff.md for the rule ids)"
+        hint = did_you_mean(rule, choices, otherwise=" (see docs/schema-diff.md for the rule ids)")
         raise ConfigError(f"{where}: unknown rule {rule!r}{hint}")
     return IgnoreEntry(rule, item["place"].strip(), " ".join(item["reason"].split()))

@@ -12,13 +12,13 @@ new object (``add``, ``clone``, ``upload``) is not destructive.
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ksentinel.config.values import did_you_mean
 from ksentinel.errors import ConfigError
 from ksentinel.schema.model import SIMPLE_TYPES, Schema, ServiceDef
 
@@ -104,8 +104,7 @@ class Scope:
             raise ConfigError(f"[{section}] must be a table")
         for key in data:
             if key not in SCOPE_KEYS:
-                close = difflib.get_close_matches(str(key), SCOPE_KEYS, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else f" (known keys: {', '.join(SCOPE_KEYS)})"
+                hint = did_you_mean(str(key), SCOPE_KEYS, otherwise=f" (known keys: {', '.join(SCOPE_KEYS)})")
                 raise ConfigError(f"unknown key {key!r} in [{section}]{hint}")
         values: dict[str, tuple[str, ...]] = {}
         for key in SCOPE_KEYS:
