@@ -256,6 +256,7 @@ def measure(proc: subprocess.Popen[str], url: str, targets: int, args: argparse.
     lags_late: dict[str, dict[float, float]] = {}
     busy: list[float] = []  # runs in progress at each reading
     started = time.monotonic()
+    timeline: list[tuple[float, str, float]] = []  # (seconds into the run, variant, scrape time)
     totals: dict[str, float] = {}
     address = urlsplit(url)
     # a lean stdlib client over one keep-alive connection, as Prometheus scrapes: httpx would add
@@ -283,6 +284,7 @@ def measure(proc: subprocess.Popen[str], url: str, targets: int, args: argparse.
             begin = time.perf_counter()
             body, content_encoding = scrape(accept, encoding, first_bytes[name])
             latencies[name].append(time.perf_counter() - begin)
+            timeline.append((time.monotonic() - started, name, latencies[name][-1]))
             sizes[name].append(len(body))
             encodings[name] = content_encoding or "identity"
             if time.monotonic() - counted >= RUNS_EVERY and not content_encoding:
@@ -334,6 +336,11 @@ def measure(proc: subprocess.Popen[str], url: str, targets: int, args: argparse.
             f"(first byte: p50 {percentile(first_bytes[name], 0.5) * 1000:.1f} ms, "
             f"p99 {percentile(first_bytes[name], 0.99) * 1000:.1f} ms)"
         )
+    slowest = sorted(timeline, key=lambda entry: entry[2], reverse=True)[:5]
+    print(
+        "  slowest scrapes: "
+        + ", ".join(f"{seconds * 1000:.0f} ms ({name}, at {at:.0f}s)" for at, name, seconds in slowest)
+    )
     if runs_late > runs_early:
         per_run = (cpu_late - cpu_early) / (runs_late - runs_early) * 1000
         print(f"  exporter CPU: {per_run:.1f} ms per run (runs {runs_early:.0f} to {runs_late:.0f})")

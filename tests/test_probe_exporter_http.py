@@ -37,7 +37,7 @@ from ksentinel.flows import all_flows
 from ksentinel.flows.core import StepResult
 from ksentinel.probe.config import Pair, ProbeConfig, Row
 from ksentinel.probe.exporter import Exporter
-from ksentinel.probe.http import MAX_HEAD, HttpServer, Request, Response
+from ksentinel.probe.http import CHUNK, MAX_HEAD, HttpServer, Request, Response
 from ksentinel.probe.metrics import ProbeMetrics
 from ksentinel.probe.run import Outcome
 from ksentinel.probe.web_config import load_web_config
@@ -243,9 +243,15 @@ async def _echo(request: Request) -> Response:
         return Response(
             200, [b"line %d\n" % i for i in range(2000)], "text/plain; version=0.0.4; charset=utf-8"
         )
+    if request.path == "/huge":  # several of the server's chunks
+        return Response(200, huge_body(), "text/plain; version=0.0.4; charset=utf-8")
     response = Response.text(200, f"{request.method} {request.path} {request.param('q')}")
     response.headers["X-Content-Type-Options"] = "mine"  # the handler's own header wins
     return response
+
+
+def huge_body() -> list[bytes]:
+    return [b"part %d: %s\n" % (i, b"x" * (i % 5000)) for i in range(5000)]
 
 
 def raw(port: int, data: bytes, *, timeout: float = 5.0) -> bytes:
@@ -514,6 +520,27 @@ def test_metrics_negotiate_openmetrics(exporter_url: tuple[Exporter, str]) -> No
         families = {f.name: f for f in om_families(response.text)}
         assert families["ksentinel_probe_runs"].type == "counter"
         assert {"ksentinel_probe_interval_seconds", "process_cpu_seconds"} <= set(families)
+
+
+def test_a_body_in_parts_arrives_whole_in_chunks_under_one_length(echo: int) -> None:
+    expected = b"".join(huge_body())
+    assert len(expected) > 3 * CHUNK  # sent as several chunks
+    conn = http.client.HTTPConnection("127.0.0.1", echo, timeout=10)
+    try:
+        for _ in range(2):  # and the connection stays usable after it
+            conn.request("GET", "/huge", headers={"Accept-Encoding": "identity"})
+            plain = conn.getresponse()
+            assert plain.getheader("Content-Length") == str(len(expected))
+            assert plain.getheader("Transfer-Encoding") is None and plain.read() == expected
+        conn.request("GET", "/huge", headers={"Accept-Encoding": "gzip"})  # Starlette's GZip streams it
+        zipped = conn.getresponse()
+        assert zipped.getheader("Content-Encoding") == "gzip"
+        assert gzip.decompress(zipped.read()) == expected
+        conn.request("HEAD", "/huge")
+        head = conn.getresponse()
+        assert head.getheader("Content-Length") == str(len(expected)) and head.read() == b""
+    finally:
+        conn.close()
 
 
 def test_metrics_gzipped_decompress_to_the_same_families(exporter_url: tuple[Exporter, str]) -> None:

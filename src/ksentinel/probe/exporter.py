@@ -31,7 +31,8 @@ from collections.abc import Mapping, Sequence
 from ksentinel.flows import all_flows
 from ksentinel.probe.config import Pair, ProbeConfig
 from ksentinel.probe.door import DEFAULT_MIN_INTERVAL, Door, write_refusal
-from ksentinel.probe.http import HttpServer, Request, Response
+from ksentinel.probe.gzip_cache import GzipCache
+from ksentinel.probe.http import GZIP_LEVEL, HttpServer, Request, Response, accepts_gzip
 from ksentinel.probe.metrics import ProbeMetrics, encoded, probe_registry
 from ksentinel.probe.run import Outcome, ProbeTarget
 from ksentinel.probe.runner import MAX_ON_DEMAND, Busy, Runner
@@ -63,6 +64,7 @@ class Exporter:
         self.targets = dict(targets)
         self.pairs = list(pairs)
         self.metrics = ProbeMetrics()
+        self._gzip = GzipCache(GZIP_LEVEL)
         self.metrics.configure(self.pairs)
         self.runner: Runner | None = None
         self.scheduler: Scheduler | None = None
@@ -118,11 +120,18 @@ class Exporter:
 
     # --- HTTP ------------------------------------------------------------------------------------
 
+    async def _metrics(self, request: Request) -> Response:
+        """``/metrics``: gzipped here (only the parts that changed since the last scrape, off the loop)."""
+        parts, content_type = self.metrics.exposition(request.headers.get("accept"))
+        if not accepts_gzip(request.headers.get("accept-encoding")):
+            return Response(200, parts, content_type, {"Vary": "Accept-Encoding"})
+        body = await asyncio.to_thread(self._gzip.gzip, parts)
+        return Response(200, body, content_type, {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
+
     async def handle(self, request: Request) -> Response:
         path = request.path.rstrip("/") or "/"
         if path == "/metrics":
-            parts, content_type = self.metrics.exposition(request.headers.get("accept"))
-            return Response(200, parts, content_type)
+            return await self._metrics(request)
         if path == "/probe":
             return await self._probe(request)
         if path == "/-/healthy":

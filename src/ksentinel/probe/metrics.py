@@ -64,6 +64,8 @@ LAG_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 #: how late scheduled runs start: milliseconds when the exporter keeps up, seconds when it does not
 SCHEDULE_LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 STALE_STEP = "cache.write_fresh"
+#: series per page of a gauge or counter family (see :class:`_Family`)
+PAGE_SERIES = 512
 
 Key = tuple[str, ...]
 
@@ -93,7 +95,12 @@ def _headers(family: str, kind: str, documentation: str) -> tuple[bytes, bytes]:
 
 
 class _Family:
-    """One gauge or counter family: a text line per series, rebuilt when its value changes."""
+    """One gauge or counter family: a text line per series, rebuilt when its value changes.
+
+    The lines are served in pages of :data:`PAGE_SERIES` series: a page is joined again only when
+    one of its series changed, so a scrape (and its gzip cache, :mod:`ksentinel.probe.gzip_cache`)
+    reuses the pages nothing touched.
+    """
 
     def __init__(self, name: str, kind: str, documentation: str, labels: tuple[str, ...]) -> None:
         self.name, self.kind, self.documentation, self.labels = name, kind, documentation, labels
@@ -102,19 +109,28 @@ class _Family:
         self.values: dict[Key, float] = {}
         self._prefix: dict[Key, str] = {}
         self._lines: dict[Key, str] = {}
-        self._order: list[Key] = []
-        self._text: bytes | None = None
+        self._order: list[Key] | None = []  # None: a series was added since the last scrape
+        self._page_of: dict[Key, int] = {}
+        self._pages: list[bytes | None] = []
 
     def set(self, key: Key, value: float) -> None:
         prefix = self._prefix.get(key)
         if prefix is None:
             prefix = self._prefix[key] = f"{self.name}{_labels(zip(self.labels, key, strict=True))} "
-            self._order = sorted([*self._order, key])
+            self._order = None  # sorted again once, by the next scrape, however many were added
         elif self.values[key] == value:
             return
+        elif self._order is not None:
+            self._pages[self._page_of[key]] = None
         self.values[key] = value
         self._lines[key] = f"{prefix}{floatToGoString(value)}\n"
-        self._text = None
+
+    def _ordered(self) -> list[Key]:
+        if self._order is None:
+            self._order = sorted(self._prefix)
+            self._page_of = {key: i // PAGE_SERIES for i, key in enumerate(self._order)}
+            self._pages = [None] * -(-len(self._order) // PAGE_SERIES)
+        return self._order
 
     def inc(self, key: Key, amount: int = 1) -> None:
         self.set(key, self.values.get(key, 0) + amount)
@@ -123,16 +139,20 @@ class _Family:
         if key not in self.values:
             self.set(key, value)
 
-    def samples(self) -> bytes:
-        if self._text is None:
-            lines = self._lines
-            self._text = "".join([lines[key] for key in self._order]).encode()
-        return self._text
+    def parts(self) -> list[bytes]:
+        """The sample lines in key order, a page at a time (a page object is kept until it changes)."""
+        order = self._ordered()
+        pages, lines = self._pages, self._lines
+        for index, page in enumerate(pages):
+            if page is None:
+                keys = order[index * PAGE_SERIES : (index + 1) * PAGE_SERIES]
+                pages[index] = "".join([lines[key] for key in keys]).encode()
+        return pages  # type: ignore[return-value]  # every page is built above
 
     def collect(self) -> Metric:
         maker = CounterMetricFamily if self.kind == "counter" else GaugeMetricFamily
         family = maker(self.name, self.documentation, labels=self.labels)
-        for key in self._order:
+        for key in self._ordered():
             family.add_metric(list(key), self.values[key])
         return family
 
@@ -178,7 +198,12 @@ class _Histogram:
 
 
 class _Histograms:
-    """One histogram family: its series by key, in key order."""
+    """One histogram family: its series by key, in key order.
+
+    A scrape gets the series a group at a time: the series of one (target, flow) for the step
+    histogram (one run observes them all at once), each series alone for the others. A group's
+    text is joined again only after one of its series observed something.
+    """
 
     def __init__(
         self, name: str, documentation: str, labels: tuple[str, ...], buckets: tuple[float, ...]
@@ -186,23 +211,46 @@ class _Histograms:
         self.name, self.documentation, self.labels, self.buckets = name, documentation, labels, buckets
         self.header, self.om_header = _headers(name, "histogram", documentation)
         self.series: dict[Key, _Histogram] = {}
-        self._order: list[_Histogram] = []
+        self._width = 2 if len(labels) > 2 else len(labels)  # how much of a key names its group
+        self._groups: dict[Key, list[_Histogram]] | None = {}  # None: a series was added since
+        self._texts: dict[Key, bytes] = {}
 
     def get(self, key: Key) -> _Histogram:
         histogram = self.series.get(key)
         if histogram is None:
             histogram = self.series[key] = _Histogram(self.name, self.labels, key, self.buckets)
-            self._order = [self.series[k] for k in sorted(self.series)]
+            self._groups = None  # grouped again once, by the next scrape
+            self._texts.pop(key[: self._width], None)
         return histogram
 
+    def _grouped(self) -> dict[Key, list[_Histogram]]:
+        if self._groups is None:
+            groups: dict[Key, list[_Histogram]] = {}
+            for key in sorted(self.series):
+                groups.setdefault(key[: self._width], []).append(self.series[key])
+            self._groups = groups
+        return self._groups
+
+    def observe(self, key: Key, value: float) -> None:
+        self.get(key).observe(value)
+        self._texts.pop(key[: self._width], None)
+
     def parts(self) -> list[bytes]:
-        return [histogram.text for histogram in self._order]
+        texts = self._texts
+        parts = []
+        for group, members in self._grouped().items():
+            text = texts.get(group)
+            if text is None:
+                text = texts[group] = b"".join([histogram.text for histogram in members])
+            parts.append(text)
+        return parts
 
     def collect(self) -> Metric:
         family = HistogramMetricFamily(self.name, self.documentation, labels=self.labels)
-        for histogram in self._order:
-            buckets = list(zip(histogram.bounds, histogram.cumulative(), strict=True))
-            family.add_metric(list(histogram.key), buckets, histogram.total)
+        for members in self._grouped().values():
+            for histogram in members:
+                buckets = list(zip(histogram.bounds, histogram.cumulative(), strict=True))
+                family.add_metric(list(histogram.key), buckets, histogram.total)
         return family
 
 
@@ -403,7 +451,7 @@ class ProbeMetrics:
                 series = (*key, step_label(flow, step.name))
                 if not step.tested:  # it did not run the check it names: no duration of that check
                     continue
-                self.steps.get(series).observe(step.duration)
+                self.steps.observe(series, step.duration)
                 if not step.ok:
                     self.step_failures.inc(series)
                     if step.name == STALE_STEP and not step.code:
@@ -415,13 +463,12 @@ class ProbeMetrics:
             else:
                 self.cleanup_errors.inc(key, len(outcome.cleanup_errors))
             if outcome.index_lags:
-                lag = self.lags.get((target,))
                 for seconds in outcome.index_lags:
-                    lag.observe(max(0.0, float(seconds)))
+                    self.lags.observe((target,), max(0.0, float(seconds)))
 
     def observe_schedule_lag(self, flow: str, seconds: float) -> None:
         with self._lock:
-            self.schedule_lag.get((flow,)).observe(seconds)
+            self.schedule_lag.observe((flow,), seconds)
 
     def last_result(self, target: str, flow: str) -> float | None:
         with self._lock:
@@ -468,10 +515,7 @@ class ProbeMetrics:
             parts: list[bytes] = []
             for family in self._families:
                 parts.append(family.om_header if openmetrics else family.header)
-                if isinstance(family, _Histograms):
-                    parts += family.parts()
-                else:
-                    parts.append(family.samples())
+                parts += family.parts()
         return parts
 
     def text(self) -> str:
