@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import dataclasses
-import difflib
 import gc
 import logging
 import os
@@ -22,7 +21,7 @@ import click
 from ksentinel.cli_errors import OneLineErrorGroup
 from ksentinel.cli_target import TargetSelection, check_faults, fault_option, target_options
 from ksentinel.config import check_adhoc_name
-from ksentinel.config.values import Invalid
+from ksentinel.config.values import Invalid, did_you_mean
 from ksentinel.errors import ConfigError
 from ksentinel.flows import all_flows
 from ksentinel.probe.config import DEFAULT_LISTEN, Pair, ProbeConfig, load_probe_config, parse_listen
@@ -215,9 +214,8 @@ def run(
     known = all_flows()
     for name in flows:
         if name not in known:
-            hint = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-            detail = f"did you mean '{hint[0]}'?" if hint else f"known flows: {', '.join(sorted(known))}"
-            raise ConfigError(f"--flow: unknown flow '{name}'; {detail}")
+            detail = did_you_mean(name, sorted(known), otherwise=f"; known flows: {', '.join(sorted(known))}")
+            raise ConfigError(f"--flow: unknown flow '{name}'{detail}")
     choice = _choose(probes, selection)
     check_faults(faults, embedded=all(target is None for target in choice.targets))
     with open_probe_targets(choice, faults=faults, config=probes.config) as targets:

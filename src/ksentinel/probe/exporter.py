@@ -22,12 +22,12 @@ TLS and/or behind basic auth (or a bearer token), as Prometheus exporters do.
 from __future__ import annotations
 
 import asyncio
-import difflib
 import html
 import logging
 import time
 from collections.abc import Mapping, Sequence
 
+from ksentinel.config.values import did_you_mean
 from ksentinel.flows import all_flows
 from ksentinel.probe.config import Pair, ProbeConfig
 from ksentinel.probe.door import DEFAULT_MIN_INTERVAL, Door, write_refusal
@@ -237,7 +237,5 @@ class Exporter:
 
 def _unknown(kind: str, name: str, known: Mapping[str, object]) -> str:
     shown = name[:60].replace("\n", " ").replace("\r", " ")
-    hint = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-    if hint:
-        return f"unknown {kind} '{shown}'; did you mean '{hint[0]}'?"
-    return f"unknown {kind} '{shown}' (known: {', '.join(sorted(known)) or 'none'})"
+    listed = f" (known: {', '.join(sorted(known)) or 'none'})"
+    return f"unknown {kind} '{shown}'{did_you_mean(name, sorted(known), otherwise=listed)}"

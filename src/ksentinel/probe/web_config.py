@@ -39,7 +39,6 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import difflib
 import hashlib
 import hmac
 import logging
@@ -58,6 +57,7 @@ from typing import Any
 import bcrypt
 import yaml
 
+from ksentinel.config.values import did_you_mean
 from ksentinel.errors import ConfigError
 from ksentinel.probe.http import Request, Response
 
@@ -241,9 +241,8 @@ def _mapping(name: str, key: str, value: object) -> dict[str, Any]:
 def _known(name: str, prefix: str, table: Mapping[str, object], known: tuple[str, ...]) -> None:
     for key in table:
         if key not in known:
-            hint = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-            detail = f"did you mean '{hint[0]}'?" if hint else f"known keys: {', '.join(known)}"
-            raise ConfigError(f"{name}: {prefix}{_shown(key)}: unknown key; {detail}")
+            detail = did_you_mean(key, known, otherwise=f"; known keys: {', '.join(known)}")
+            raise ConfigError(f"{name}: {prefix}{_shown(key)}: unknown key{detail}")
 
 
 def _shown(text: str) -> str:
