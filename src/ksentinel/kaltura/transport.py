@@ -464,6 +464,7 @@ class HttpxTransport:
             return HttpResponse(response.status_code, headers, b"".join(chunks), time.monotonic() - start)
         finally:
             response.close()
+            response.stream = _CLOSED  # break response <-> stream cycle
 
     def close(self) -> None:
         if self._owns_client:
@@ -476,6 +477,9 @@ class HttpxTransport:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+_CLOSED = httpx.ByteStream(b"")
 
 
 def _reason(exc: BaseException) -> str:
