@@ -522,6 +522,17 @@ def test_metrics_negotiate_openmetrics(exporter_url: tuple[Exporter, str]) -> No
         assert {"ksentinel_probe_interval_seconds", "process_cpu_seconds"} <= set(families)
 
 
+def test_scrapes_tell_the_full_collections_when_they_are_answered(exporter_url: tuple[Exporter, str]) -> None:
+    exporter, url = exporter_url
+    pacing = exporter.full_collections
+    before = pacing.answered_at
+    for encoding in ("identity", "gzip"):
+        response = httpx.get(f"{url}/metrics", headers={"Accept-Encoding": encoding})
+        assert response.status_code == 200
+    assert pacing.answered_at is not None and pacing.answered_at != before
+    assert pacing.scrapes_in_progress == 0
+
+
 def test_a_body_in_parts_arrives_whole_in_chunks_under_one_length(echo: int) -> None:
     expected = b"".join(huge_body())
     assert len(expected) > 3 * CHUNK  # sent as several chunks

@@ -363,31 +363,3 @@ def test_a_run_waits_for_the_conversion_the_targets_ready_timeout_within_its_own
             assert run.options.upload_bytes == options.upload_bytes  # everything else is kept
     finally:
         probe_target.close()
-
-
-def test_the_first_rounds_state_is_frozen_once_the_exporter_is_ready(monkeypatch: pytest.MonkeyPatch) -> None:
-    import gc
-    import types
-
-    from ksentinel.probe import command
-
-    monkeypatch.setattr(command, "FREEZE_POLL_SECONDS", 0.01)
-    scheduler = types.SimpleNamespace(ready=False)
-    exporter = types.SimpleNamespace(scheduler=scheduler)
-
-    async def main() -> tuple[int, int, bool]:
-        task = asyncio.get_running_loop().create_task(command._freeze_when_ready(exporter))  # type: ignore[arg-type]
-        await asyncio.sleep(0.1)
-        waiting = gc.get_freeze_count()
-        scheduler.ready = True
-        await asyncio.wait_for(task, 5)
-        return waiting, gc.get_freeze_count(), task.done()
-
-    gc.unfreeze()
-    born = [[index] for index in range(1000)]  # tracked objects the freeze must take
-    try:
-        waiting, frozen, done = asyncio.run(main())
-    finally:
-        gc.unfreeze()  # the test process' collector as it was
-    assert waiting == 0, "frozen before the first round was done"
-    assert done and frozen >= len(born)

@@ -14,7 +14,6 @@ import logging
 import os
 import signal
 import sys
-from typing import TYPE_CHECKING
 
 import click
 
@@ -36,17 +35,11 @@ from ksentinel.probe.targets import (
 )
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-#: how often, and how many times at most (a day), the exporter checks whether its first round is done
-FREEZE_POLL_SECONDS = 2.0
-FREEZE_WAIT_POLLS = 43_200
 _M_ARENA_MAX, _M_MMAP_THRESHOLD = -8, -3  # mallopt parameter numbers in glibc's malloc.h
 #: How long a thread may hold the GIL while another waits for it (CPython's default is 5 ms). Flow
 #: threads parse and build bodies; a scrape arriving meanwhile waited up to 5 ms for each hand-over,
 #: which was the whole tail of the /metrics latency. 1 ms keeps that tail under the 10 ms goal.
 SWITCH_INTERVAL = 0.001
-if TYPE_CHECKING:
-    from ksentinel.probe.exporter import Exporter
-
 log = logging.getLogger(__name__)
 
 
@@ -132,41 +125,22 @@ def serve(
                 f"ksentinel probe listening on {exporter.scheme}://{shown}:{bound[1]} (/metrics, /probe, /-/ready)"
             )
             sys.stdout.flush()
-            gc.freeze()  # see _freeze_when_ready
+            gc.freeze()  # modules and series live as long as the process (probe/gc_pacing.py)
 
         async def main() -> None:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, exporter.stop)
-            settling = loop.create_task(_freeze_when_ready(exporter))
+            pacing = loop.create_task(exporter.full_collections.run(exporter.first_round_done))
             try:
                 await exporter.serve(host, port, on_listening=listening)
             except OSError as exc:
                 raise ConfigError(f"cannot listen on {address}: {exc.strerror or exc}") from None
             finally:
-                settling.cancel()
+                pacing.cancel()
 
         asyncio.run(main())
     click.echo("ksentinel probe: stopped")
-
-
-async def _freeze_when_ready(exporter: Exporter) -> None:
-    """Take what the first round built out of the garbage collector's sight (``gc.freeze``).
-
-    The modules, the server and the series (frozen once listening), then the pools, sessions and
-    per-pair state of the first round, live as long as the process. Python's full collections
-    walk every tracked object each time, and in the exporter's big heap that costs 40 to 90 ms at
-    1,000 pairs, every 10 s or so, stalling a scrape caught in it; with those objects frozen it
-    walks only the state the runs renew. (A frozen object that later becomes cyclic garbage stays:
-    a one-off, bounded by the first round.)
-    """
-    for _ in range(FREEZE_WAIT_POLLS):
-        await asyncio.sleep(FREEZE_POLL_SECONDS)
-        if exporter.scheduler is not None and exporter.scheduler.ready:
-            gc.collect()
-            gc.freeze()
-            log.info("first round done: %d long-lived objects frozen", gc.get_freeze_count())
-            return
 
 
 @probe_group.command("run")

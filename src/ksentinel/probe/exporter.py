@@ -31,6 +31,7 @@ from ksentinel.config.values import did_you_mean
 from ksentinel.flows import all_flows
 from ksentinel.probe.config import Pair, ProbeConfig
 from ksentinel.probe.door import DEFAULT_MIN_INTERVAL, Door, write_refusal
+from ksentinel.probe.gc_pacing import FullCollections
 from ksentinel.probe.gzip_cache import GzipCache
 from ksentinel.probe.http import GZIP_LEVEL, HttpServer, Request, Response, accepts_gzip
 from ksentinel.probe.metrics import ProbeMetrics, encoded, probe_registry
@@ -65,6 +66,8 @@ class Exporter:
         self.pairs = list(pairs)
         self.metrics = ProbeMetrics()
         self._gzip = GzipCache(GZIP_LEVEL)
+        #: when full garbage collections may run: between scrapes (``probe serve`` paces them)
+        self.full_collections = FullCollections()
         self.metrics.configure(self.pairs)
         self.runner: Runner | None = None
         self.scheduler: Scheduler | None = None
@@ -122,11 +125,19 @@ class Exporter:
 
     async def _metrics(self, request: Request) -> Response:
         """``/metrics``: gzipped here (only the parts that changed since the last scrape, off the loop)."""
-        parts, content_type = self.metrics.exposition(request.headers.get("accept"))
-        if not accepts_gzip(request.headers.get("accept-encoding")):
-            return Response(200, parts, content_type, {"Vary": "Accept-Encoding"})
-        body = await asyncio.to_thread(self._gzip.gzip, parts)
-        return Response(200, body, content_type, {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
+        self.full_collections.scrape_started()
+        try:
+            parts, content_type = self.metrics.exposition(request.headers.get("accept"))
+            if not accepts_gzip(request.headers.get("accept-encoding")):
+                return Response(200, parts, content_type, {"Vary": "Accept-Encoding"})
+            body = await asyncio.to_thread(self._gzip.gzip, parts)
+            return Response(200, body, content_type, {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
+        finally:
+            self.full_collections.scrape_answered()
+
+    def first_round_done(self) -> bool:
+        """Every scheduled pair has run once (what the first round built lives on)."""
+        return self.scheduler is not None and self.scheduler.ready
 
     async def handle(self, request: Request) -> Response:
         path = request.path.rstrip("/") or "/"
