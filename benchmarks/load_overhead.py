@@ -17,7 +17,7 @@ Locust runs in one process pinned to CPU 0, the target on CPU 1 (``os.sched_seta
 
 Two figures per side: requests per second of wall-clock time, and requests per CPU second of the
 Locust process (what a dedicated core would do: unaffected by whatever else runs on the machine).
-Goal: ksentinel >= 0.8x bare. Exit status 0 (the goal is reported PASS/MISS), 2 if a side failed.
+Goal: ksentinel >= 0.95x bare (issue 16). Exit status 0 (the goal is reported PASS/MISS), 2 if a side failed.
 
 Run:  .venv/bin/python benchmarks/load_overhead.py [--target nginx|reference] [--seconds 15] [--users 10]
 """
@@ -39,7 +39,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-GOAL = 0.8
+GOAL = 0.95  # issue 16 (issue 5 asked for 0.8)
 PARTNER_ID = 101
 LOCUST_CPU, TARGET_CPU = 0, 1
 
